@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh Debian/Ubuntu/Raspberry Pi OS machine with Python 3.10+:
+#   make demo   — build every micromodel (quick preset), run a simulated fleet over MQTT, print a summary
+#   make test   — run the test suite with real mosquitto, TFLM and gcc
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tinyfleet-installed
+
+.PHONY: setup test demo lint format bench clean
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	./scripts/install-system-deps.sh
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "tinyfleet needs Python >= 3.10")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: $(STAMP)
+	$(VENV)/bin/tinyfleet demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf artifacts .pytest_cache build *.egg-info

@@ -1,0 +1,8 @@
+"""Everything that runs on a device: sensor sources, the feature front end, the interpreter, MQTT.
+
+Imports and runs without TensorFlow (``pip install .[device]``), as on a Raspberry Pi.
+"""
+
+from tinyfleet import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,115 @@
+"""Run an int8 TFLite model on the device, with the lightest interpreter that is installed.
+
+Order: ``ai_edge_litert`` (LiteRT, the maintained runtime), ``tflite_runtime`` (no wheels for
+Python >= 3.12), then ``tf.lite`` (only where TensorFlow happens to be installed, e.g. training hosts).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_sim.bundle import Bundle, QuantizedTensor, check_tflite_bytes
+from device_sim.errors import BundleError, TinyfleetError
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow"),
+)
+
+
+def interpreter_backend() -> tuple[Any, str]:
+    """Return (Interpreter class, backend name) of the first runtime that imports."""
+    for module_name, label in _BACKENDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        return module.Interpreter, label
+    raise TinyfleetError(
+        "no TFLite runtime is installed: `pip install 'tinyfleet[device]'` (ai-edge-litert), or "
+        "tflite-runtime on Python < 3.12"
+    )
+
+
+def _tensor_spec(detail: dict[str, Any]) -> QuantizedTensor:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return QuantizedTensor(
+        shape=tuple(int(n) for n in detail["shape"]),
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale),
+        zero_point=int(zero_point),
+    )
+
+
+class Int8Model:
+    """One int8 TFLite model with a single input and a single output tensor.
+
+    ``predict`` takes real-valued features, quantizes them with the model's input scale, invokes,
+    and dequantizes the output — exactly what firmware does around ``interpreter.Invoke()``.
+    """
+
+    def __init__(self, model: bytes | str | Path, *, num_threads: int = 1) -> None:
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        check_tflite_bytes(data, "the model" if isinstance(model, bytes) else str(model))
+        interpreter_cls, self.backend = interpreter_backend()
+        try:
+            self._interpreter = interpreter_cls(model_content=data, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BundleError(f"the TFLite runtime refused the model: {exc}; rebuild it") from exc
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise BundleError(
+                f"expected a model with 1 input and 1 output, got {len(inputs)} and {len(outputs)}"
+            )
+        self._input_index = inputs[0]["index"]
+        self._output_index = outputs[0]["index"]
+        self.input_spec = _tensor_spec(inputs[0])
+        self.output_spec = _tensor_spec(outputs[0])
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, *, num_threads: int = 1) -> Int8Model:
+        """Load a bundle's model and check it agrees with what the manifest promises."""
+        model = cls(bundle.model_bytes(), num_threads=num_threads)
+        if model.input_spec.shape != bundle.input.shape:
+            raise BundleError(
+                f"{bundle.model_path} takes input shape {model.input_spec.shape} but bundle.json "
+                f"says {bundle.input.shape}; rebuild the bundle"
+            )
+        return model
+
+    def invoke_quantized(self, quantized: np.ndarray) -> np.ndarray:
+        """Run the model on an already quantized input (with batch axis); returns the raw output."""
+        expected = self.input_spec.shape
+        if tuple(quantized.shape) != expected:
+            raise BundleError(
+                f"input shape {tuple(quantized.shape)} does not match the model's {expected}"
+            )
+        self._interpreter.set_tensor(self._input_index, quantized.astype(self.input_spec.dtype))
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output_index).copy()
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Real-valued features of one window (no batch axis) → real-valued output (no batch axis)."""
+        batch_shape = self.input_spec.shape
+        features = np.asarray(features, dtype=np.float32)
+        if features.shape != batch_shape[1:]:
+            raise BundleError(
+                f"features have shape {features.shape}, the model expects {batch_shape[1:]}: the "
+                "front-end config and the model disagree"
+            )
+        quantized = self.input_spec.quantize(features[np.newaxis])
+        return self.output_spec.dequantize(self.invoke_quantized(quantized))[0]
+
+    def predict_batch(self, features: np.ndarray) -> np.ndarray:
+        """Run ``predict`` over the first axis (the interpreter is compiled for batch 1)."""
+        return np.stack([self.predict(window) for window in features])

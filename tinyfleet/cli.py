@@ -1,0 +1,75 @@
+"""The ``tinyfleet`` command line: one sub-command per stage or tool.
+
+Each module in :mod:`tinyfleet.commands` adds its sub-commands with ``register(subparsers)`` and sets
+``func`` on its parser. User errors (:class:`~device_sim.errors.TinyfleetError`) are caught here,
+once: the message is printed to stderr and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from device_sim.errors import TinyfleetError
+from tinyfleet import __version__
+from tinyfleet.output import setup_logging
+
+COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo")
+
+DESCRIPTION = """\
+tinyfleet: tiny ML micromodels from training to a fleet of MQTT devices.
+
+  dataset ─▶ Keras model ─▶ prune ─▶ int8 .tflite ─▶ bundle ─▶ C export / TFLM check
+  sensor source ─▶ front end ─▶ interpreter ─▶ publisher ─▶ MQTT broker ─▶ subscribers
+
+Tasks: kws (keyword spotting), vibration (anomaly), air_quality (gas-sensor calibration).
+Start with `tinyfleet build vibration --out artifacts/vibration` or `tinyfleet demo`.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinyfleet",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tinyfleet {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=1, help="more logging on stderr (-vv: debug)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module_name = f"tinyfleet.commands.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a command group still being written; the rest of the CLI works
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(0 if args.quiet else args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        status = args.func(args)
+    except TinyfleetError as exc:
+        print(f"tinyfleet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).warning("interrupted")
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

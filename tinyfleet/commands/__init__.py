@@ -1,0 +1,1 @@
+"""Sub-commands of ``tinyfleet``; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,29 @@
+"""The task registry: one module per task (``training/kws.py`` …), each exposing the same functions.
+
+A task module provides::
+
+    def train(options: TrainOptions) -> TrainedModel
+        # dataset → Keras model → fit + prune → stripped float model, with float metrics computed
+        # by ``score`` on the held-out evaluation set.
+    def score(predict: Callable[[np.ndarray], np.ndarray], evaluation: dict[str, np.ndarray],
+              head: dict) -> dict
+        # the task's metrics for any predictor (Keras float or TFLite int8) on the same rows;
+        # the first key is the headline metric (accuracy, auc, mae …).
+    def evaluate(bundle: Bundle, data: Path | None, options: TrainOptions) -> dict
+        # ``tinyfleet evaluate``: the int8 bundle on a dataset folder/file, plus plots beside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from device_sim.bundle import TASKS
+from device_sim.errors import ConfigError
+
+
+def task_module(name: str) -> ModuleType:
+    """Import ``training.<name>`` for a known task name."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    return importlib.import_module(f"training.{name}")
