@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,12 +46,18 @@ def fit_pruned(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     sample_weight: np.ndarray | None = None,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    teacher: Path | None = None,
 ) -> FitResult:
     """Train ``model`` on (x, y) with magnitude pruning per ``plan`` and return it stripped.
 
     The pruning schedule is laid over the steps actually trained (epochs × batches), so pruning
-    happens even on small datasets.
+    happens even on small datasets. ``teacher`` (a bundle folder or Keras model file) turns on
+    knowledge distillation: see :mod:`training.distill`.
     """
+    if teacher is not None:
+        from training.distill import distillation_targets
+
+        y = distillation_targets(teacher, x, y, loss)
     steps_per_epoch = int(np.ceil(len(x) / plan.batch_size))
     total_steps = steps_per_epoch * plan.epochs
     callbacks: list[keras.callbacks.Callback] = list(extra_callbacks or [])

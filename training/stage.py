@@ -36,6 +36,13 @@ class TrainOptions:
     channel: str | None = None  # vibration: which channel/variable of a recording to use
     column_map: tuple[tuple[str, str], ...] = ()  # air quality: generic CSV column → canonical name
     teacher: Path | None = None  # distillation: a teacher bundle or Keras model
+    # Overrides of the preset's knobs by name (width, depth, n_mels, learning_rate, sparsity …),
+    # used by `tinyfleet tune`; each task documents the names it understands in SEARCH_SPACE.
+    hyperparameters: tuple[tuple[str, Any], ...] = ()
+
+    def knob(self, name: str, default: Any) -> Any:
+        """The value of a tunable knob: the override if given, else the preset's default."""
+        return dict(self.hyperparameters).get(name, default)
 
     def __post_init__(self) -> None:
         if self.preset not in ("quick", "full"):
