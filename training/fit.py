@@ -6,12 +6,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from training.keras_env import keras
 from training.pruning import PruningPlan, measure_sparsity, prune_wrapper, pruning_callbacks, strip
+
+if TYPE_CHECKING:
+    from training.distill import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +49,21 @@ def fit_pruned(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     sample_weight: np.ndarray | None = None,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
-    teacher: Path | None = None,
+    teacher: Path | Teacher | None = None,
 ) -> FitResult:
     """Train ``model`` on (x, y) with magnitude pruning per ``plan`` and return it stripped.
 
     The pruning schedule is laid over the steps actually trained (epochs × batches), so pruning
-    happens even on small datasets. ``teacher`` (a bundle folder or Keras model file) turns on
-    knowledge distillation: see :mod:`training.distill`.
+    happens even on small datasets. ``teacher`` (a bundle folder or Keras model file, or a
+    :class:`training.distill.Teacher` with temperature and weight) turns on knowledge distillation:
+    targets, loss, validation targets and metrics are then adapted by :mod:`training.distill`.
     """
     if teacher is not None:
         from training.distill import distillation_targets
 
-        y = distillation_targets(teacher, x, y, loss)
+        y, loss, validation, metrics = distillation_targets(
+            teacher, x, y, loss, validation, metrics
+        )
     steps_per_epoch = int(np.ceil(len(x) / plan.batch_size))
     total_steps = steps_per_epoch * plan.epochs
     callbacks: list[keras.callbacks.Callback] = list(extra_callbacks or [])
