@@ -1,0 +1,212 @@
+"""Home Assistant MQTT discovery: each device's models appear in Home Assistant as entities.
+
+Why: an IoT engineer running Home Assistant should see a tinyfleet device — with its keyword events,
+vibration alarm and air-quality readings — without writing YAML. A device with ``ha_discovery`` on
+publishes the retained config messages from :func:`discovery_messages` when it connects, and again
+when Home Assistant announces ``online`` on ``homeassistant/status`` (its birth message, sent after
+each Home Assistant restart).
+
+Entities per task (state comes from the topics the device already publishes; no extra traffic):
+
+* ``kws``: an ``event`` entity; ``event_types`` are the bundle's labels; fires on every
+  ``tinyfleet/<device>/kws/event`` (a detected keyword).
+* ``vibration``: a ``binary_sensor`` (device class ``problem``) that is ON while the debounced alarm
+  is raised, and an ``anomaly score`` ``sensor`` (reconstruction error, standardised feature units²).
+* ``air_quality``: one ``sensor`` per target with its unit — CO in mg/m³ (device class
+  ``carbon_monoxide``, which Home Assistant accepts in mg/m³ since 2025; older versions only know
+  ppm and log a unit warning), NO2 in µg/m³ (``nitrogen_dioxide``), benzene in µg/m³
+  (``volatile_organic_compounds``, the only class for a VOC mass concentration) — and a band sensor
+  (device class ``enum`` with the bundle's band names).
+
+Every entity has ``availability_topic`` = the device's retained ``status`` topic (``online`` /
+``offline``, the Last Will), a ``unique_id`` and a ``device`` block, so Home Assistant groups the
+entities under one device. Field names follow ``device_sim/tasks/*.py``; documented in
+``docs/home_assistant.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from device_sim.bundle import Bundle
+from device_sim.mqtt import topics
+from tinyfleet import __version__
+
+DISCOVERY_PREFIX = "homeassistant"
+HA_STATUS_TOPIC = f"{DISCOVERY_PREFIX}/status"
+HA_ONLINE = b"online"
+
+# Home Assistant device classes for the air-quality targets, keyed by target key, with the one unit
+# each class accepts for them. A target whose unit differs is published without a device class
+# (the unit stays truthful; Home Assistant then just shows a number with a unit).
+AIR_QUALITY_CLASSES: dict[str, tuple[str, str, str]] = {
+    # key: (device_class, unit, friendly name)
+    "CO": ("carbon_monoxide", "mg/m³", "Carbon monoxide"),
+    "NO2": ("nitrogen_dioxide", "µg/m³", "Nitrogen dioxide"),
+    "C6H6": ("volatile_organic_compounds", "µg/m³", "Benzene"),
+}
+
+
+@dataclass(frozen=True)
+class DiscoveryMessage:
+    """One retained config message: publish ``payload`` on ``topic`` with ``retain`` at ``qos``."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+    qos: int = 1
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.payload)
+
+
+def is_ha_online(payload: bytes | str) -> bool:
+    """True for Home Assistant's birth message on ``homeassistant/status`` (re-send discovery)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return payload.strip() == HA_ONLINE
+
+
+def config_topic(component: str, device_id: str, object_id: str) -> str:
+    """``homeassistant/<component>/<node_id>/<object_id>/config`` with node_id = the device id."""
+    return f"{DISCOVERY_PREFIX}/{component}/{device_id}/{object_id}/config"
+
+
+def _device_block(device_id: str, bundles: list[Bundle], name: str | None) -> dict[str, Any]:
+    models = ", ".join(f"{b.task}: {b.name} {b.version}" for b in bundles)
+    return {
+        "identifiers": [f"tinyfleet_{device_id}"],
+        "name": name or f"tinyfleet {device_id}",
+        "manufacturer": "tinyfleet",
+        "model": models or "tinyfleet device",
+        "sw_version": __version__,
+    }
+
+
+def _common(device_id: str, object_id: str, name: str, device: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "unique_id": f"tinyfleet_{device_id}_{object_id}",
+        "availability_topic": topics.status_topic(device_id),
+        "payload_available": topics.STATUS_ONLINE.decode(),
+        "payload_not_available": topics.STATUS_OFFLINE.decode(),
+        "device": device,
+        "origin": {"name": "tinyfleet", "sw_version": __version__},
+    }
+
+
+def _kws(device_id: str, bundle: Bundle, device: dict[str, Any]) -> list[tuple[str, str, dict]]:
+    labels = [str(label) for label in bundle.head.get("labels", [])]
+    config = {
+        **_common(device_id, "kws_keyword", "Keyword", device),
+        "state_topic": topics.event_topic(device_id, "kws"),
+        "event_types": labels,
+        # HA wants a JSON object with "event_type"; the other keys become event attributes.
+        "value_template": "{{ {'event_type': value_json.label, 'score': value_json.score} "
+        "| to_json }}",
+        "icon": "mdi:microphone-message",
+    }
+    return [("event", "kws_keyword", config)]
+
+
+def _vibration(
+    device_id: str, bundle: Bundle, device: dict[str, Any]
+) -> list[tuple[str, str, dict]]:
+    state = topics.prediction_topic(device_id, "vibration")
+    alarm = {
+        **_common(device_id, "vibration_alarm", "Vibration alarm", device),
+        "state_topic": state,
+        "device_class": "problem",
+        # "alarm" is the debounced state (k of n anomalous windows), present in every prediction.
+        "value_template": "{{ 'ON' if value_json.alarm else 'OFF' }}",
+        "payload_on": "ON",
+        "payload_off": "OFF",
+    }
+    score = {
+        **_common(device_id, "vibration_anomaly_score", "Vibration anomaly score", device),
+        "state_topic": state,
+        "state_class": "measurement",
+        # Windows that were not inferred (valid: false) carry no score: the state becomes unknown.
+        "value_template": "{{ value_json.anomaly_score if value_json.anomaly_score is defined "
+        "else None }}",
+        "json_attributes_topic": state,
+        "json_attributes_template": "{{ {'threshold': value_json.threshold} | to_json }}",
+        "icon": "mdi:sine-wave",
+        "entity_category": "diagnostic",
+    }
+    return [
+        ("binary_sensor", "vibration_alarm", alarm),
+        ("sensor", "vibration_anomaly_score", score),
+    ]
+
+
+def _air_quality(
+    device_id: str, bundle: Bundle, device: dict[str, Any]
+) -> list[tuple[str, str, dict]]:
+    state = topics.prediction_topic(device_id, "air_quality")
+    entities = []
+    for target in bundle.head.get("targets", []):
+        key, unit = str(target["key"]), str(target["unit"])
+        object_id = f"air_quality_{key.lower()}"
+        device_class, class_unit, friendly = AIR_QUALITY_CLASSES.get(key, (None, None, key))
+        config = {
+            **_common(device_id, object_id, f"{friendly} ({key})", device),
+            "state_topic": state,
+            "unit_of_measurement": unit,
+            "state_class": "measurement",
+            "value_template": f"{{{{ value_json.estimates['{key}'].value "
+            f"if value_json.estimates is defined else None }}}}",
+            "suggested_display_precision": 2 if unit == "mg/m³" else 1,
+        }
+        if device_class and unit == class_unit:
+            config["device_class"] = device_class
+        entities.append(("sensor", object_id, config))
+    bands = (bundle.head.get("bands") or {}).get("names")
+    band = {
+        **_common(device_id, "air_quality_band", "Air quality band", device),
+        "state_topic": state,
+        "value_template": "{{ value_json.band if value_json.band is defined and value_json.band "
+        "else None }}",
+        "icon": "mdi:air-filter",
+    }
+    if bands:
+        band["device_class"] = "enum"
+        band["options"] = [str(name) for name in bands]
+    entities.append(("sensor", "air_quality_band", band))
+    return entities
+
+
+_BUILDERS = {"kws": _kws, "vibration": _vibration, "air_quality": _air_quality}
+
+
+def discovery_messages(
+    device_id: str,
+    bundles: Mapping[str, Bundle] | Iterable[Bundle],
+    *,
+    device_name: str | None = None,
+) -> list[DiscoveryMessage]:
+    """The retained discovery config messages for one device running ``bundles`` (one per task).
+
+    Publish each with ``retain=True`` at QoS 1 (``DiscoveryMessage.retain``/``qos``); publishing an
+    empty retained payload on the same topics removes the entities (:func:`removal_messages`).
+    """
+    topics.check_id(device_id)
+    bundle_list = list(bundles.values()) if isinstance(bundles, Mapping) else list(bundles)
+    device = _device_block(device_id, bundle_list, device_name)
+    messages = []
+    for bundle in bundle_list:
+        for component, object_id, config in _BUILDERS[bundle.task](device_id, bundle, device):
+            payload = json.dumps(config, ensure_ascii=False, sort_keys=True).encode()
+            messages.append(
+                DiscoveryMessage(config_topic(component, device_id, object_id), payload)
+            )
+    return messages
+
+
+def removal_messages(messages: Iterable[DiscoveryMessage]) -> list[DiscoveryMessage]:
+    """Empty retained payloads that make Home Assistant delete the entities of ``messages``."""
+    return [DiscoveryMessage(message.topic, b"") for message in messages]
