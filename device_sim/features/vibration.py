@@ -1,0 +1,246 @@
+"""Vibration front end: per-axis log band energies and time-domain statistics of one window.
+
+Why these features: a machine's operating speed and load change its overall vibration level by an
+order of magnitude and slide its shaft harmonics along the frequency axis — that is normal. What a
+developing fault changes is the *shape* of the spectrum and the *impulsiveness* of the signal:
+
+* band energies are taken **relative to the window's total power** (``log10(band / total)``), so a
+  louder machine at higher speed does not look anomalous by level alone; the absolute level is kept
+  once per axis (``log10 RMS``) so the model can learn how shape and level go together;
+* **kurtosis** and **crest factor** of the raw signal capture looseness/rubbing (clipped,
+  impulsive waveforms);
+* **high-frequency kurtosis** (kurtosis of the signal above ``hf_cutoff_hz``, where rolling-element
+  impacts ring the bearing housing's resonance) is the classic early bearing-fault indicator: an
+  impulse train at BPFO/BPFI/BSF lifts it long before it moves the RMS.
+
+Features are standardised with the training set's mean and scale saved in the config, so the model
+input is roughly N(0, 1) and int8 quantization has a well-used range. Everything is pure numpy,
+float32 out, and the FFT window, band matrix and high-pass mask are precomputed once per front end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from device_sim.errors import BundleError, DataError
+from device_sim.features.base import FeatureConfig, register_feature_config
+
+AXIS_NAMES = ("x", "y", "z")
+STATS = ("rms", "kurtosis", "crest", "hf_kurtosis")
+CLIP_FRACTION = 0.999  # a sample at >= 99.9 % of full scale is taken as clipped by the sensor
+_EPS = 1e-12
+
+
+@register_feature_config
+@dataclass(frozen=True)
+class VibrationFeatureConfig(FeatureConfig):
+    """Front-end settings for the vibration-anomaly model (saved in the bundle).
+
+    ``sample_rate`` in Hz, ``window_samples`` and ``hop_samples`` in accelerometer frames,
+    ``f_min``/``f_max``/``hf_cutoff_hz`` in Hz, ``full_scale_g`` the sensor range in g (samples at
+    full scale mean the sensor clipped). ``band_scale`` is ``"log"`` (constant relative width,
+    matching how harmonics spread) or ``"linear"``. ``mean``/``scale`` standardise the feature
+    vector; empty tuples mean raw features (used while the training set is being measured).
+    """
+
+    kind = "vibration_bands"
+
+    sample_rate: float = 6400.0
+    window_samples: int = 4096
+    hop_samples: int = 2048
+    axes: int = 3
+    n_bands: int = 16
+    band_scale: str = "log"
+    f_min: float = 10.0
+    f_max: float = 3200.0
+    stats: tuple[str, ...] = STATS
+    hf_cutoff_hz: float = 1000.0
+    full_scale_g: float = 16.0
+    mean: tuple[float, ...] = ()
+    scale: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        nyquist = self.sample_rate / 2
+        problems = []
+        if self.sample_rate <= 0 or self.window_samples < 64 or self.hop_samples < 1:
+            problems.append("sample_rate > 0, window_samples >= 64 and hop_samples >= 1")
+        if not 0 < self.f_min < self.f_max <= nyquist:
+            problems.append(f"0 < f_min < f_max <= sample_rate/2 ({nyquist:g} Hz)")
+        if self.band_scale not in ("log", "linear"):
+            problems.append("band_scale 'log' or 'linear'")
+        if self.n_bands < 1 or self.axes < 1:
+            problems.append("n_bands >= 1 and axes >= 1")
+        unknown = set(self.stats) - set(STATS)
+        if unknown:
+            problems.append(f"stats from {STATS} (got {sorted(unknown)})")
+        if not 0 < self.hf_cutoff_hz < nyquist:
+            problems.append("0 < hf_cutoff_hz < sample_rate/2")
+        n = self.n_features
+        if (self.mean or self.scale) and (len(self.mean) != n or len(self.scale) != n):
+            problems.append(f"mean and scale of length {n} (or both empty)")
+        if problems:
+            raise BundleError("vibration feature config needs " + "; ".join(problems))
+
+    @property
+    def features_per_axis(self) -> int:
+        return self.n_bands + len(self.stats)
+
+    @property
+    def n_features(self) -> int:
+        return self.axes * self.features_per_axis
+
+    def band_edges_hz(self) -> np.ndarray:
+        """``n_bands + 1`` band edges in Hz; every band holds at least one FFT bin."""
+        if self.band_scale == "log":
+            edges = np.geomspace(self.f_min, self.f_max, self.n_bands + 1)
+        else:
+            edges = np.linspace(self.f_min, self.f_max, self.n_bands + 1)
+        resolution = self.sample_rate / self.window_samples
+        for i in range(1, len(edges)):
+            edges[i] = max(edges[i], edges[i - 1] + resolution)
+        if edges[-1] > self.sample_rate / 2 + 1e-9:
+            raise BundleError(
+                f"{self.n_bands} bands from {self.f_min:g} Hz do not fit below "
+                f"{self.sample_rate / 2:g} Hz at {resolution:.3g} Hz resolution: use fewer bands, "
+                "a lower f_min or a longer window"
+            )
+        return edges
+
+    def feature_names(self) -> list[str]:
+        """Names a technician can read, e.g. ``y 1.2-1.7 kHz`` or ``z hf_kurtosis``."""
+        edges = self.band_edges_hz()
+        names = []
+        for axis in range(self.axes):
+            label = AXIS_NAMES[axis] if axis < len(AXIS_NAMES) else f"ch{axis}"
+            names += [f"{label} {_hz(lo)}-{_hz(hi)}" for lo, hi in zip(edges[:-1], edges[1:])]
+            names += [f"{label} {stat}" for stat in self.stats]
+        return names
+
+    def feature_ranges_hz(self) -> list[tuple[float, float]]:
+        """The frequency range each feature looks at, in Hz (stats: their whole band)."""
+        edges = self.band_edges_hz()
+        stat_range = {
+            "rms": (0.0, self.sample_rate / 2),
+            "kurtosis": (0.0, self.sample_rate / 2),
+            "crest": (0.0, self.sample_rate / 2),
+            "hf_kurtosis": (self.hf_cutoff_hz, self.sample_rate / 2),
+        }
+        per_axis = [(float(lo), float(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+        per_axis += [stat_range[s] for s in self.stats]
+        return per_axis * self.axes
+
+    def with_normalization(self, mean: np.ndarray, scale: np.ndarray) -> VibrationFeatureConfig:
+        """The same config standardising with the given per-feature mean and scale."""
+        scale = np.maximum(np.asarray(scale, dtype=np.float64), 1e-3)
+        return dataclasses.replace(
+            self,
+            mean=tuple(float(v) for v in mean),
+            scale=tuple(float(v) for v in scale),
+        )
+
+    def build(self) -> VibrationFrontEnd:
+        return VibrationFrontEnd(self)
+
+
+def _hz(value: float) -> str:
+    return f"{value / 1000:.2g}k" if value >= 1000 else f"{value:.3g}"
+
+
+def validate_window(window: np.ndarray, full_scale_g: float = 16.0) -> str | None:
+    """Why a raw window must not be inferred (``None`` when it is fine).
+
+    Non-finite samples (a broken driver or transport), samples at the sensor's full scale (the
+    accelerometer clipped, so energies and kurtosis are wrong) and a flat axis (sensor stuck or
+    disconnected) all produce confident nonsense from the model.
+    """
+    window = np.asarray(window)
+    if window.size == 0:
+        return "empty window"
+    if not np.all(np.isfinite(window)):
+        bad = int(np.count_nonzero(~np.isfinite(window)))
+        return f"{bad} non-finite sample(s) (NaN/Inf)"
+    clipped = int(np.count_nonzero(np.abs(window) >= CLIP_FRACTION * full_scale_g))
+    if clipped:
+        return f"{clipped} clipped sample(s) at the sensor's ±{full_scale_g:g} g full scale"
+    flat = window.reshape(len(window), -1).std(axis=0) == 0
+    if np.any(flat):
+        return f"flat signal on axis {int(np.argmax(flat))} (sensor stuck or disconnected)"
+    return None
+
+
+class VibrationFrontEnd:
+    """Raw window ``(window_samples, axes)`` in g → float32 feature vector ``(n_features,)``."""
+
+    def __init__(self, config: VibrationFeatureConfig) -> None:
+        self.config = config
+        self.window_samples = config.window_samples
+        self.hop_samples = config.hop_samples
+        self.feature_shape = (config.n_features,)
+        n = config.window_samples
+        self._taper = np.hanning(n).astype(np.float64)
+        freqs = np.fft.rfftfreq(n, d=1.0 / config.sample_rate)
+        edges = config.band_edges_hz()
+        bands = np.zeros((config.n_bands, len(freqs)))
+        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+            last = i == config.n_bands - 1
+            bands[i] = (freqs >= lo) & ((freqs <= hi) if last else (freqs < hi))
+        self._bands = bands
+        self._hf_mask = (freqs >= config.hf_cutoff_hz).astype(np.float64)
+        self._mean = np.asarray(config.mean, dtype=np.float64) if config.mean else None
+        self._scale = np.asarray(config.scale, dtype=np.float64) if config.scale else None
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        window = np.asarray(window, dtype=np.float64)
+        if window.ndim == 1 and self.config.axes == 1:
+            window = window[:, np.newaxis]
+        return self.batch(window[np.newaxis])[0]
+
+    def batch(self, windows: np.ndarray) -> np.ndarray:
+        """Many windows ``(b, window_samples, axes)`` at once (training); same maths as ``__call__``."""
+        windows = np.asarray(windows, dtype=np.float64)
+        expected = (self.window_samples, self.config.axes)
+        if windows.ndim != 3 or windows.shape[1:] != expected:
+            raise DataError(
+                f"a vibration window must have shape {expected} (samples, axes), got "
+                f"{windows.shape[1:] if windows.ndim == 3 else windows.shape}: check the source's "
+                "axes and the bundle's window_samples"
+            )
+        x = np.transpose(windows, (0, 2, 1))  # (b, axes, n)
+        x = x - x.mean(axis=-1, keepdims=True)
+        spectrum = np.fft.rfft(x * self._taper, axis=-1)
+        power = spectrum.real**2 + spectrum.imag**2
+        band_power = power @ self._bands.T
+        total = band_power.sum(axis=-1, keepdims=True)
+        parts = [np.log10(band_power / (total + _EPS) + 1e-6)]
+        for stat in self.config.stats:
+            parts.append(self._stat(stat, x, spectrum)[..., np.newaxis])
+        features = np.concatenate(parts, axis=-1).reshape(len(windows), -1)
+        if self._mean is not None:
+            features = (features - self._mean) / self._scale
+        return features.astype(np.float32)
+
+    def _stat(self, stat: str, x: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+        """One time-domain statistic per (window, axis); log-compressed where it spans decades."""
+        rms = np.sqrt(np.mean(x**2, axis=-1))
+        if stat == "rms":
+            return np.log10(rms + 1e-6)
+        if stat == "kurtosis":
+            return np.log10(_kurtosis(x) + 1e-6)
+        if stat == "crest":
+            return np.max(np.abs(x), axis=-1) / (rms + 1e-9)
+        # Untapered: a taper would modulate the noise and lift kurtosis by itself. The brick-wall
+        # mask rings at the (circular) window edges, so those are left out.
+        raw = np.fft.rfft(x, axis=-1)
+        high = np.fft.irfft(raw * self._hf_mask, n=self.window_samples, axis=-1)
+        trim = self.window_samples // 16
+        return np.log10(_kurtosis(high[..., trim:-trim]) + 1e-6)
+
+
+def _kurtosis(x: np.ndarray) -> np.ndarray:
+    """Pearson kurtosis (3 for Gaussian noise, 1.5 for a sine, large for impulse trains)."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    var = np.mean(centred**2, axis=-1)
+    return np.mean(centred**4, axis=-1) / (var**2 + _EPS)

@@ -1,0 +1,141 @@
+"""Vibration task runtime: anomaly score, threshold, an explanation, and debounced alarm events.
+
+The model is an autoencoder over standardised features; the **anomaly score** of a window is the
+mean squared reconstruction error ``mean((features - output)²)`` — the same function the training
+stage uses to calibrate ``bundle.head["anomaly_threshold"]`` for a target false-alarm rate per
+window.
+
+**Debouncing (k-of-n):** a single window over the threshold is not an alarm. The alarm is *raised*
+when at least ``alarm_k`` of the last ``alarm_n`` valid windows are anomalous and *cleared* when
+none of the last ``alarm_n`` valid windows are (hysteresis, so a machine near the threshold does
+not flap). Both come from the bundle head (default 3 of 5). Each change publishes one event.
+
+**Invalid windows** (NaN/Inf, clipped or flat samples) must not be inferred: call
+:meth:`TaskRuntime.check_window` on the raw window before the front end and, if it returns a
+reason, publish :meth:`TaskResult` from :meth:`TaskRuntime.invalid_result` instead of running the
+model. Such windows do not enter the k-of-n history. ``process`` also refuses non-finite features.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from device_sim.bundle import Bundle
+from device_sim.errors import BundleError
+from device_sim.features.vibration import validate_window
+from device_sim.tasks import TaskResult
+
+TOP_CONTRIBUTORS = 3
+
+
+def reconstruction_error(features: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Anomaly score: mean squared error over the last axis (standardised feature units²)."""
+    features = np.asarray(features, dtype=np.float64)
+    output = np.asarray(output, dtype=np.float64)
+    return np.mean((features - output) ** 2, axis=-1)
+
+
+class TaskRuntime:
+    """Turns each window's reconstruction into payload fields and raised/cleared alarm events."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        head, config = bundle.head, bundle.feature_config
+        try:
+            self.threshold = float(head["anomaly_threshold"])
+            self.hop_samples = int(config["hop_samples"])
+            self.full_scale_g = float(config.get("full_scale_g", 16.0))
+            self.feature_names = list(head["feature_names"])
+            self.feature_ranges_hz = [tuple(r) for r in head["feature_ranges_hz"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"{bundle.manifest_path} lacks the vibration head ({exc!r}): rebuild the bundle "
+                "with `tinyfleet build vibration`"
+            ) from exc
+        self.alarm_k = int(head.get("alarm_k", 3))
+        self.alarm_n = int(head.get("alarm_n", 5))
+        if not 1 <= self.alarm_k <= self.alarm_n:
+            raise BundleError(
+                f"alarm_k={self.alarm_k} must be between 1 and alarm_n={self.alarm_n}"
+            )
+        self._history: deque[bool] = deque(maxlen=self.alarm_n)
+        self.alarm = False
+
+    def check_window(self, window: np.ndarray) -> str | None:
+        """Reason the raw window ``(samples, axes)`` in g must not be inferred, or None."""
+        return validate_window(window, self.full_scale_g)
+
+    def invalid_result(self, reason: str) -> TaskResult:
+        """What to publish for a window that was not inferred; the alarm state is unchanged."""
+        return TaskResult(
+            fields={
+                "valid": False,
+                "reason": reason,
+                "alarm": self.alarm,
+                "threshold": self.threshold,
+            }
+        )
+
+    def explain(self, features: np.ndarray, output: np.ndarray) -> list[dict[str, Any]]:
+        """The features that contribute most to the error, with their frequency range in Hz."""
+        errors = (np.asarray(features, np.float64) - np.asarray(output, np.float64)) ** 2
+        total = float(errors.sum()) or 1.0
+        top = np.argsort(errors)[::-1][:TOP_CONTRIBUTORS]
+        return [
+            {
+                "feature": self.feature_names[i],
+                "hz": [
+                    round(self.feature_ranges_hz[i][0], 1),
+                    round(self.feature_ranges_hz[i][1], 1),
+                ],
+                "share": round(float(errors[i]) / total, 3),
+                # > 0: more energy/impulsiveness than the model expects for this machine state
+                "direction": "high" if features[i] > output[i] else "low",
+            }
+            for i in top
+        ]
+
+    def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult:
+        features = np.asarray(features, dtype=np.float32).reshape(-1)
+        output = np.asarray(output, dtype=np.float32).reshape(-1)
+        if features.shape != output.shape or len(features) != len(self.feature_names):
+            raise BundleError(
+                f"model output {output.shape} / features {features.shape} do not match the "
+                f"bundle's {len(self.feature_names)} features: rebuild the bundle"
+            )
+        if not (np.all(np.isfinite(features)) and np.all(np.isfinite(output))):
+            return self.invalid_result("non-finite features")
+        score = float(reconstruction_error(features, output))
+        anomalous = score > self.threshold
+        self._history.append(anomalous)
+        explanation = self.explain(features, output)
+        event = None
+        count = sum(self._history)
+        if not self.alarm and count >= self.alarm_k:
+            self.alarm = True
+            event = self._event("raised", score, explanation, count)
+        elif self.alarm and count == 0 and len(self._history) == self.alarm_n:
+            self.alarm = False
+            event = self._event("cleared", score, explanation, count)
+        fields = {
+            "valid": True,
+            "anomaly_score": round(score, 5),
+            "threshold": self.threshold,
+            "anomaly": bool(anomalous),
+            "alarm": self.alarm,
+            "top_features": explanation,
+        }
+        return TaskResult(fields=fields, event=event)
+
+    def _event(self, state: str, score: float, explanation: list, count: int) -> dict[str, Any]:
+        return {
+            "type": "vibration_alarm",
+            "state": state,
+            "anomaly_score": round(score, 5),
+            "threshold": self.threshold,
+            "anomalous_windows": f"{count} of last {len(self._history)}",
+            "rule": f"raise at >= {self.alarm_k} of {self.alarm_n}, clear at 0 of {self.alarm_n}",
+            "top_features": explanation,
+        }
