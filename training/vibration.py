@@ -107,7 +107,7 @@ def split_by_time(
     """Consecutive, non-overlapping ``[start, stop)`` sample ranges in time order."""
     bounds = np.round(np.cumsum((0.0,) + tuple(fractions)) / sum(fractions) * n_samples)
     bounds = bounds.astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def window_starts(start: int, stop: int, window: int, hop: int) -> np.ndarray:
@@ -199,7 +199,7 @@ def split_windows(recordings: list[Recording], window: int, hop: int) -> WindowS
         if recording.label == "normal":
             parts = split_by_time(len(samples))
             targets = (splits.train, splits.calibration, splits.evaluation)
-            for (start, stop), target in zip(parts, targets):
+            for (start, stop), target in zip(parts, targets, strict=True):
                 windows = cut_windows(samples, window_starts(start, stop, window, hop), window)
                 target.append(windows)
                 if target is splits.evaluation:
@@ -458,7 +458,9 @@ def train(options: TrainOptions) -> TrainedModel:
             "data": str(options.data) if options.data else "simulator",
             "seed": options.seed,
             "preset": options.preset,
-            "split": dict(zip(("train", "calibration", "evaluation"), SPLIT_FRACTIONS)),
+            "split": dict(
+                zip(("train", "calibration", "evaluation"), SPLIT_FRACTIONS, strict=True)
+            ),
             "windows": {
                 "train": len(x_train),
                 "calibration": len(x_cal),

@@ -115,7 +115,9 @@ class VibrationFeatureConfig(FeatureConfig):
         names = []
         for axis in range(self.axes):
             label = AXIS_NAMES[axis] if axis < len(AXIS_NAMES) else f"ch{axis}"
-            names += [f"{label} {_hz(lo)}-{_hz(hi)}" for lo, hi in zip(edges[:-1], edges[1:])]
+            names += [
+                f"{label} {_hz(lo)}-{_hz(hi)}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+            ]
             names += [f"{label} {stat}" for stat in self.stats]
         return names
 
@@ -128,7 +130,7 @@ class VibrationFeatureConfig(FeatureConfig):
             "crest": (0.0, self.sample_rate / 2),
             "hf_kurtosis": (self.hf_cutoff_hz, self.sample_rate / 2),
         }
-        per_axis = [(float(lo), float(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+        per_axis = [(float(lo), float(hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
         per_axis += [stat_range[s] for s in self.stats]
         return per_axis * self.axes
 
@@ -184,7 +186,7 @@ class VibrationFrontEnd:
         freqs = np.fft.rfftfreq(n, d=1.0 / config.sample_rate)
         edges = config.band_edges_hz()
         bands = np.zeros((config.n_bands, len(freqs)))
-        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
             last = i == config.n_bands - 1
             bands[i] = (freqs >= lo) & ((freqs <= hi) if last else (freqs < hi))
         self._bands = bands

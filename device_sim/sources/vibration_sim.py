@@ -175,7 +175,9 @@ class MachineSimulator:
         )
         fs, axes = self.config.sample_rate, self.config.axes
         # this machine's own mix: ±15 % per component, so normal data is not one exact spectrum
-        self._gain = dict(zip(("h1", "h2", "hk", "noise", "low"), rng.lognormal(0, 0.15, 5)))
+        self._gain = dict(
+            zip(("h1", "h2", "hk", "noise", "low"), rng.lognormal(0, 0.15, 5), strict=True)
+        )
         self._harmonic_phase = rng.uniform(0, 2 * np.pi, 12)
         self._resonance = _Resonator(
             self.config.resonance_hz, self.config.resonance_damping, fs, axes
