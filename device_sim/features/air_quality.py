@@ -1,0 +1,196 @@
+"""Air-quality front end: a window of past sensor rows → one flat, normalised feature vector.
+
+The device keeps the last ``window_rows`` rows (hourly by default) of its gas-sensor readings; each
+row holds the bundle's ``inputs`` in order (five metal-oxide sensor responses, temperature,
+humidity …, plus the device clock's ``hour`` and ``weekday`` when the model uses them). Per input
+the front end applies one transform:
+
+``log``      ``(ln(max(x, log_floor)) - mean) / std`` — MOX responses follow a power law in the gas
+             concentration, so their logarithm is close to linear in log-concentration;
+``linear``   ``(x - mean) / std`` — temperature (°C), relative humidity (%), absolute humidity (g/m³);
+``hour``     ``sin(2π h/24), cos(2π h/24)`` of the hour of day ``h`` (0–23, local time): two features;
+``weekend``  ``1.0`` on Saturday/Sunday, ``0.0`` otherwise, for a weekday ``0 = Monday … 6 = Sunday``.
+
+Normalisation statistics come from the training part of the data only and are stored here, so the
+device (and the C99 port in ``firmware_bridge``) rebuild exactly the same features from the bundle.
+The output is row-major: oldest row first, each row's features in input order. A window with a
+missing (NaN) input produces NaN features; the task runtime refuses to infer on such windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from device_sim.errors import BundleError
+from device_sim.features.base import FeatureConfig, register_feature_config
+
+TRANSFORMS = ("log", "linear", "hour", "weekend")
+# Transforms whose features are z-normalised with stored statistics (the others are bounded).
+NORMALISED = ("log", "linear")
+FEATURES_PER_TRANSFORM = {"log": 1, "linear": 1, "hour": 2, "weekend": 1}
+
+
+@register_feature_config
+@dataclass(frozen=True)
+class AirQualityWindowConfig(FeatureConfig):
+    """Window length, input order, per-input transform and the training-part statistics.
+
+    ``mean``/``std`` hold one value per input (after the log for ``log`` inputs; ``0``/``1`` for
+    ``hour`` and ``weekend``, which are not normalised). ``row_seconds`` is the period of one row
+    (3600 s: hourly averages, as in the UCI Air Quality data).
+    """
+
+    kind: ClassVar[str] = "air_quality_window"
+
+    inputs: tuple[str, ...] = ()
+    transforms: tuple[str, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    window_rows: int = 6
+    row_seconds: float = 3600.0
+    log_floor: float = 1.0
+
+    def __post_init__(self) -> None:
+        n = len(self.inputs)
+        if n == 0:
+            raise BundleError("air_quality_window needs at least one input column")
+        for name, values in (
+            ("transforms", self.transforms),
+            ("mean", self.mean),
+            ("std", self.std),
+        ):
+            if len(values) != n:
+                raise BundleError(
+                    f"air_quality_window: {name} has {len(values)} entries for {n} inputs; "
+                    "rebuild the bundle"
+                )
+        unknown = sorted(set(self.transforms) - set(TRANSFORMS))
+        if unknown:
+            raise BundleError(
+                f"air_quality_window: unknown transform(s) {unknown}; use {TRANSFORMS}"
+            )
+        if any(not (s > 0 and math.isfinite(s)) for s in self.std):
+            raise BundleError("air_quality_window: every std must be a positive finite number")
+        if self.window_rows < 1 or self.row_seconds <= 0 or self.log_floor <= 0:
+            raise BundleError("air_quality_window: window_rows, row_seconds, log_floor must be > 0")
+
+    @classmethod
+    def fitted(
+        cls,
+        inputs: tuple[str, ...],
+        transforms: tuple[str, ...],
+        training_rows: np.ndarray,
+        *,
+        window_rows: int = 6,
+        row_seconds: float = 3600.0,
+        log_floor: float = 1.0,
+    ) -> AirQualityWindowConfig:
+        """A config whose statistics are measured on ``training_rows`` (n_rows, n_inputs), NaN-aware.
+
+        Pass the training part only: statistics from evaluation rows would leak into the score.
+        """
+        rows = np.asarray(training_rows, dtype=np.float64)
+        mean, std = [], []
+        for i, transform in enumerate(transforms):
+            column = rows[:, i]
+            column = column[np.isfinite(column)]
+            if transform not in NORMALISED:
+                mean.append(0.0)
+                std.append(1.0)
+                continue
+            if column.size < 2:
+                raise BundleError(
+                    f"input {inputs[i]!r} has fewer than 2 values in the training part"
+                )
+            if transform == "log":
+                column = np.log(np.maximum(column, log_floor))
+            spread = float(np.std(column))
+            mean.append(float(np.mean(column)))
+            std.append(spread if spread > 1e-9 else 1.0)
+        return cls(
+            inputs=tuple(inputs),
+            transforms=tuple(transforms),
+            mean=tuple(mean),
+            std=tuple(std),
+            window_rows=int(window_rows),
+            row_seconds=float(row_seconds),
+            log_floor=float(log_floor),
+        )
+
+    @property
+    def features_per_row(self) -> int:
+        return sum(FEATURES_PER_TRANSFORM[t] for t in self.transforms)
+
+    def build(self) -> AirQualityWindow:
+        return AirQualityWindow(self)
+
+
+class AirQualityWindow:
+    """The callable front end. Constants are attributes so the C port can emit them as tables."""
+
+    def __init__(self, config: AirQualityWindowConfig) -> None:
+        self.config = config
+        self.inputs = config.inputs
+        self.transforms = config.transforms
+        self.mean = np.asarray(config.mean, dtype=np.float64)
+        self.std = np.asarray(config.std, dtype=np.float64)
+        self.log_floor = config.log_floor
+        self.window_rows = config.window_rows
+        self.window_samples = config.window_rows
+        self.features_per_row = config.features_per_row
+        self.feature_shape = (config.window_rows * config.features_per_row,)
+        # Index lists per transform, so the C port (and this code) can loop over plain int tables.
+        self.log_channels = tuple(i for i, t in enumerate(self.transforms) if t == "log")
+        self.linear_channels = tuple(i for i, t in enumerate(self.transforms) if t == "linear")
+
+    def transform_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``(..., n_inputs)`` → per-row features ``(..., features_per_row)`` (float64)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.shape[-1] != len(self.inputs):
+            raise ValueError(
+                f"rows have {rows.shape[-1]} columns, the front end expects {len(self.inputs)} "
+                f"({', '.join(self.inputs)})"
+            )
+        parts = []
+        for i, transform in enumerate(self.transforms):
+            x = rows[..., i]
+            if transform == "log":
+                with np.errstate(invalid="ignore"):
+                    parts.append(
+                        (np.log(np.maximum(x, self.log_floor)) - self.mean[i]) / self.std[i]
+                    )
+            elif transform == "linear":
+                parts.append((x - self.mean[i]) / self.std[i])
+            elif transform == "hour":
+                angle = 2.0 * np.pi * x / 24.0
+                parts.extend((np.sin(angle), np.cos(angle)))
+            else:  # weekend
+                parts.append(np.where(np.isnan(x), np.nan, (x >= 5).astype(np.float64)))
+        return np.stack(parts, axis=-1)
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        """One window ``(window_rows, n_inputs)``, oldest row first → features ``(F,)`` float32."""
+        window = np.asarray(window)
+        if window.shape != (self.window_rows, len(self.inputs)):
+            raise ValueError(
+                f"window has shape {window.shape}, expected ({self.window_rows}, {len(self.inputs)})"
+            )
+        return self.transform_rows(window).reshape(-1).astype(np.float32)
+
+    def batch(self, windows: np.ndarray) -> np.ndarray:
+        """Many windows ``(n, window_rows, n_inputs)`` → ``(n, F)`` float32, as ``__call__`` each."""
+        windows = np.asarray(windows)
+        return self.transform_rows(windows).reshape(len(windows), -1).astype(np.float32)
+
+
+def sliding_windows(rows: np.ndarray, window_rows: int) -> np.ndarray:
+    """All windows ending at rows ``window_rows-1 … n-1``: a read-only view ``(n-w+1, w, cols)``."""
+    rows = np.asarray(rows)
+    if len(rows) < window_rows:
+        return np.empty((0, window_rows, rows.shape[1]), dtype=rows.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(rows, window_rows, axis=0)
+    return np.moveaxis(view, -1, 1)

@@ -1,0 +1,148 @@
+"""Air-quality task on the device: model output → concentration estimates, an air-quality band, events.
+
+The model outputs one z-score per target (``(value - mean) / std``, statistics from the training part
+in ``bundle.head["targets"]``): one int8 output tensor with one scale cannot hold CO in mg/m³ (0–10)
+and NO2 in µg/m³ (0–300) at the same resolution. :func:`decode_outputs` turns them back into
+concentrations — the evaluation in ``training/air_quality.py`` uses the same function, so the scored
+figures are those of the device.
+
+The band is the worst of the per-pollutant bands (see :func:`band_indices`). Its thresholds are in
+``bundle.head["bands"]``, with their source: by default the hourly grid of the European Common Air
+Quality Index (CAQI) for NO2 and CO. They are *indicative*: a low-cost sensor estimate is not a
+regulatory measurement, and benzene is not banded because EU/WHO set only an annual-mean limit for
+it (5 µg/m³), not an hourly one.
+
+A window with a missing input is not inferred: the device loop asks :meth:`TaskRuntime.check_window`
+first and publishes :meth:`TaskRuntime.invalid_result` (``valid: false`` with a reason) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from device_sim.bundle import Bundle
+from device_sim.errors import BundleError
+from device_sim.tasks import TaskResult
+
+log = logging.getLogger(__name__)
+
+BAND_NAMES = ("very_low", "low", "medium", "high", "very_high")
+# CAQI hourly grid (Common Air Quality Index, CITEAIR project, used on airqualitynow.eu): upper
+# limits of the very_low / low / medium / high classes. CO is the CAQI's 8-hour grid applied to the
+# hourly estimate, which makes it stricter than the index itself.
+DEFAULT_BANDS: dict[str, Any] = {
+    "names": list(BAND_NAMES),
+    "thresholds": {"NO2": [50.0, 100.0, 200.0, 400.0], "CO": [5.0, 7.5, 10.0, 20.0]},
+    "units": {"NO2": "µg/m³", "CO": "mg/m³"},
+    "source": "CAQI (Common Air Quality Index, CITEAIR) hourly grid: NO2 50/100/200/400 µg/m³, "
+    "CO 5/7.5/10/20 mg/m³ (8-hour grid used hourly); benzene not banded (EU limit 5 µg/m³ is an "
+    "annual mean)",
+    "note": "indicative only: estimates from low-cost sensors, not regulatory measurements",
+}
+
+
+def decode_outputs(outputs: np.ndarray, head: Mapping[str, Any]) -> np.ndarray:
+    """Model outputs ``(..., n_targets)`` (z-scores) → concentrations in the targets' units, ≥ 0."""
+    targets = head["targets"]
+    mean = np.array([t["mean"] for t in targets], dtype=np.float64)
+    std = np.array([t["std"] for t in targets], dtype=np.float64)
+    return np.maximum(np.asarray(outputs, dtype=np.float64) * std + mean, 0.0)
+
+
+def band_indices(
+    values: np.ndarray, keys: Sequence[str], bands: Mapping[str, Any] = DEFAULT_BANDS
+) -> np.ndarray:
+    """Band index (0 = very_low …) per row of ``values`` ``(n, len(keys))``: the worst pollutant.
+
+    Only pollutants with thresholds count; a row whose banded values are all NaN gets -1.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    worst = np.full(len(values), -1, dtype=np.int64)
+    for key, limits in bands["thresholds"].items():
+        if key not in keys:
+            continue
+        column = values[:, list(keys).index(key)]
+        index = np.searchsorted(np.asarray(limits, dtype=np.float64), column, side="right")
+        index = np.where(np.isfinite(column), index, -1)
+        worst = np.maximum(worst, index)
+    return worst
+
+
+class TaskRuntime:
+    """Turns each hourly window's model output into estimates, a band and band-change events."""
+
+    hop_samples = 1  # one estimate per new row (hourly)
+
+    def __init__(self, bundle: Bundle) -> None:
+        head = bundle.head
+        try:
+            self.targets = list(head["targets"])
+            self.keys = [t["key"] for t in self.targets]
+            self.units = [t["unit"] for t in self.targets]
+            self.bands = dict(head.get("bands") or DEFAULT_BANDS)
+            self.band_names = list(self.bands["names"])
+        except (KeyError, TypeError) as exc:
+            raise BundleError(
+                f"{bundle.manifest_path}: the air_quality head lacks {exc}; rebuild the bundle"
+            ) from exc
+        if bundle.output.shape[-1] != len(self.targets):
+            raise BundleError(
+                f"{bundle.manifest_path}: the model has {bundle.output.shape[-1]} outputs but the "
+                f"head lists {len(self.targets)} targets; rebuild the bundle"
+            )
+        self.head = head
+        self.inputs = list(bundle.feature_config["inputs"])
+        self.window_rows = int(bundle.feature_config["window_rows"])
+        explain = head.get("explain") or {}
+        self.explanation = explain.get("per_target") if explain.get("in_payload") else None
+        self.band: str | None = None
+
+    def check_window(self, window: np.ndarray) -> str | None:
+        """Why ``window`` (``(window_rows, n_inputs)`` raw rows) must not be inferred, or None."""
+        window = np.asarray(window, dtype=np.float64)
+        expected = (self.window_rows, len(self.inputs))
+        if window.shape != expected:
+            return f"window has shape {window.shape}, expected {expected}"
+        missing = ~np.isfinite(window)
+        if not missing.any():
+            return None
+        names = [name for name, gone in zip(self.inputs, missing.any(axis=0)) if gone]
+        rows = int(missing.any(axis=1).sum())
+        return f"missing {', '.join(names)} in {rows} of {self.window_rows} hours"
+
+    def invalid_result(self, reason: str) -> TaskResult:
+        """The payload for a window that was not inferred; the band (and its events) stays as is."""
+        return TaskResult(fields={"valid": False, "reason": reason})
+
+    def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult:
+        """One window's dequantized output (z-scores) → estimates with units, band, event."""
+        if not np.all(np.isfinite(features)):
+            return self.invalid_result(
+                "features are not finite (a missing input reached the model)"
+            )
+        values = decode_outputs(np.asarray(output).reshape(-1), self.head)
+        estimates = {
+            key: {"value": round(float(value), 3), "unit": unit}
+            for key, value, unit in zip(self.keys, values, self.units)
+        }
+        index = int(band_indices(values[np.newaxis], self.keys, self.bands)[0])
+        band = self.band_names[index] if index >= 0 else None
+        fields: dict[str, Any] = {"valid": True, "estimates": estimates, "band": band}
+        if self.explanation:
+            fields["explain"] = self.explanation
+        event = None
+        if band is not None and self.band is not None and band != self.band:
+            event = {
+                "type": "band_changed",
+                "from": self.band,
+                "to": band,
+                "estimates": {key: e["value"] for key, e in estimates.items()},
+            }
+            log.info("air-quality band %s → %s", self.band, band)
+        if band is not None:
+            self.band = band
+        return TaskResult(fields=fields, event=event)
