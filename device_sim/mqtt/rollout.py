@@ -1,0 +1,622 @@
+"""Model rollout over MQTT: an operator sends a bundle, each device verifies it and swaps models.
+
+Why over MQTT: devices already hold a (persistent, authenticated) broker connection; no second
+channel, port or web server is needed on a gateway. Why so many checks: a device must never run a
+model that differs from the one that was measured, so anything unexpected is refused and the old
+model keeps running.
+
+Protocol (all QoS 1; ``<rid>`` is a random rollout id)::
+
+    tinyfleet/<device>/rollout/<rid>/offer      operator → device  JSON: manifest text, sha256s,
+                                                                   sizes, chunk count, signature
+    tinyfleet/<device>/rollout/<rid>/chunk/<i>  operator → device  raw model bytes, i = 0 … n-1
+    tinyfleet/<device>/rollout/state            device → operator  retained JSON: applied / refused
+
+The device checks, in order: size, sha256 of the model and of the manifest, the HMAC-SHA256
+signature (required when the device has a key), the bundle schema version, that the manifest
+describes this model and the offered task, that the device runs that task, and that the model
+loads in the interpreter with the shapes its manifest and front end promise. Only then is the bundle
+written atomically to ``<model_dir>/<task>/<version>/`` (``current`` links to it) and
+``request_model_swap(task, bundle)`` is called; the device applies it between two windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from device_sim.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    SCHEMA_VERSION,
+    Bundle,
+    load_bundle,
+    sha256_bytes,
+)
+from device_sim.errors import BundleError, ConfigError, TinyfleetError
+from device_sim.mqtt import topics
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "tinyfleet-rollout/1"
+SIGNATURE_ALG = "hmac-sha256"
+CHUNK_BYTES = 32 * 1024  # per MQTT message; small enough for constrained brokers/gateways
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024  # a micromodel is KBs; anything near this is a mistake
+MIN_KEY_BYTES = 16
+CURRENT_LINK = "current"
+MAX_PENDING = 4  # rollouts being received at once; the oldest incomplete one is dropped
+
+
+class RolloutError(TinyfleetError):
+    """A rollout cannot be sent (bad bundle, key, devices) or the broker is unreachable."""
+
+
+class SwappableDevice(Protocol):
+    """What the receiver needs from the device runtime (``device_sim/device.py``)."""
+
+    def request_model_swap(self, task: str, bundle: Bundle) -> Any: ...
+
+
+def offer_topic(device: str, rollout_id: str) -> str:
+    return f"{topics.PREFIX}/{device}/rollout/{rollout_id}/offer"
+
+
+def chunk_topic(device: str, rollout_id: str, index: int) -> str:
+    return f"{topics.PREFIX}/{device}/rollout/{rollout_id}/chunk/{index}"
+
+
+def state_topic(device: str) -> str:
+    return f"{topics.PREFIX}/{device}/rollout/state"
+
+
+def load_key(path: str | Path) -> bytes:
+    """The shared HMAC key from a file (its bytes, trailing whitespace removed).
+
+    Make one with ``head -c 32 /dev/urandom | base64 > rollout.key``; the operator and the devices
+    read the same file the same way.
+    """
+    path = Path(path)
+    try:
+        key = path.read_bytes().rstrip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the rollout key {path}: {exc}") from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"the rollout key {path} holds {len(key)} bytes; use at least {MIN_KEY_BYTES} random "
+            "bytes: head -c 32 /dev/urandom | base64 > rollout.key"
+        )
+    return key
+
+
+def signed_text(task: str, manifest_sha256: str, model_sha256: str) -> bytes:
+    """What the HMAC covers: the task and the hashes of both bundle files."""
+    return f"{PROTOCOL}\n{task}\n{manifest_sha256}\n{model_sha256}\n".encode()
+
+
+def sign(key: bytes, task: str, manifest_sha256: str, model_sha256: str) -> str:
+    return hmac.new(
+        key, signed_text(task, manifest_sha256, model_sha256), hashlib.sha256
+    ).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --- device side ------------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """Why a rollout is refused: a short ``code`` for programs and a ``reason`` for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class _Pending:
+    rollout_id: str
+    started: float
+    offer: dict[str, Any] | None = None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    received_bytes: int = 0
+
+
+def current_bundle_dir(model_dir: str | Path, task: str) -> Path | None:
+    """The bundle folder a device should run for ``task`` after a restart (None if never rolled)."""
+    link = Path(model_dir) / task / CURRENT_LINK
+    return link.resolve() if link.exists() else None
+
+
+class RolloutReceiver:
+    """The device side: collects offers and chunks, verifies them, stores and swaps the model.
+
+    ``publish(topic, payload, qos, retain)`` sends the state report (the device's MQTT client).
+    ``running`` maps each task the device runs to its current bundle; it is updated after each
+    accepted swap. ``key`` (bytes) makes a valid HMAC signature mandatory. Call :meth:`handle` for
+    every message on :attr:`topic_filter`; it is safe to call from the MQTT network thread.
+    """
+
+    def __init__(
+        self,
+        device_id: str,
+        model_dir: str | Path,
+        device: SwappableDevice,
+        publish: Callable[[str, bytes, int, bool], Any],
+        running: Mapping[str, Bundle],
+        *,
+        key: bytes | None = None,
+        max_bundle_bytes: int = MAX_BUNDLE_BYTES,
+    ) -> None:
+        self.device_id = topics.check_id(device_id)
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.publish = publish
+        self.running: dict[str, Bundle] = dict(running)
+        self.key = key
+        self.max_bundle_bytes = max_bundle_bytes
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self.reports: list[dict[str, Any]] = []  # every state report sent, newest last
+
+    @property
+    def topic_filter(self) -> str:
+        return topics.rollout_filter(self.device_id)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Take one message from the rollout topic tree (anything else is ignored)."""
+        parts = topic.split("/")
+        # tinyfleet/<device>/rollout/<rid>/offer | tinyfleet/<device>/rollout/<rid>/chunk/<i>
+        if len(parts) < 5 or parts[:3] != [topics.PREFIX, self.device_id, "rollout"]:
+            return
+        rollout_id, kind = parts[3], parts[4]
+        with self._lock:
+            if kind == "offer" and len(parts) == 5:
+                self._on_offer(rollout_id, payload)
+            elif kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
+                self._on_chunk(rollout_id, int(parts[5]), payload)
+            else:
+                return
+            pending = self._pending.get(rollout_id)
+            if pending and pending.offer and len(pending.chunks) == pending.offer["chunks"]:
+                del self._pending[rollout_id]
+                self._complete(pending)
+
+    def _entry(self, rollout_id: str) -> _Pending:
+        if rollout_id not in self._pending:
+            if len(self._pending) >= MAX_PENDING:
+                oldest = min(self._pending.values(), key=lambda p: p.started)
+                del self._pending[oldest.rollout_id]
+                self._report_refusal(
+                    oldest.rollout_id,
+                    oldest.offer,
+                    Refused("incomplete", "newer rollouts arrived before all chunks did"),
+                )
+            self._pending[rollout_id] = _Pending(rollout_id, time.monotonic())
+        return self._pending[rollout_id]
+
+    def _on_offer(self, rollout_id: str, payload: bytes) -> None:
+        try:
+            offer = json.loads(payload)
+            if not isinstance(offer, dict) or offer.get("protocol") != PROTOCOL:
+                raise Refused("protocol", f"not a {PROTOCOL} offer")
+            for name, kind in (
+                ("task", str),
+                ("model_sha256", str),
+                ("manifest", str),
+                ("manifest_sha256", str),
+                ("model_bytes", int),
+                ("chunks", int),
+            ):
+                if not isinstance(offer.get(name), kind):
+                    raise Refused("offer_invalid", f"the offer lacks a valid {name!r}")
+            if not 0 < offer["model_bytes"] <= self.max_bundle_bytes:
+                raise Refused(
+                    "too_large",
+                    f"model of {offer['model_bytes']} bytes is outside 1…{self.max_bundle_bytes}",
+                )
+            if not 0 < offer["chunks"] <= offer["model_bytes"]:
+                raise Refused("offer_invalid", f"chunk count {offer['chunks']} is impossible")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self._pending.pop(rollout_id, None)
+            self._report_refusal(rollout_id, None, Refused("offer_invalid", "offer is not JSON"))
+            return
+        except Refused as refusal:
+            self._pending.pop(rollout_id, None)
+            self._report_refusal(rollout_id, offer if isinstance(offer, dict) else None, refusal)
+            return
+        self._entry(rollout_id).offer = offer
+
+    def _on_chunk(self, rollout_id: str, index: int, payload: bytes) -> None:
+        pending = self._entry(rollout_id)
+        if index in pending.chunks:
+            return  # a QoS 1 duplicate
+        pending.received_bytes += len(payload)
+        if pending.received_bytes > self.max_bundle_bytes:
+            del self._pending[rollout_id]
+            self._report_refusal(
+                rollout_id,
+                pending.offer,
+                Refused("too_large", f"more than {self.max_bundle_bytes} bytes of chunks"),
+            )
+            return
+        pending.chunks[index] = bytes(payload)
+
+    def _complete(self, pending: _Pending) -> None:
+        offer = pending.offer or {}
+        try:
+            if sorted(pending.chunks) != list(range(offer["chunks"])):
+                raise Refused("incomplete", f"chunk indices {sorted(pending.chunks)} are not 0…n-1")
+            model = b"".join(pending.chunks[i] for i in range(offer["chunks"]))
+            bundle = self._verify_and_store(offer, model)
+            self._swap(pending.rollout_id, offer, bundle)
+        except Refused as refusal:
+            self._report_refusal(pending.rollout_id, offer, refusal)
+
+    def _verify(self, offer: Mapping[str, Any], model: bytes) -> dict[str, Any]:
+        if len(model) != offer["model_bytes"]:
+            raise Refused(
+                "size_mismatch", f"received {len(model)} bytes, offer says {offer['model_bytes']}"
+            )
+        digest = sha256_bytes(model)
+        if digest != offer["model_sha256"]:
+            raise Refused(
+                "sha256_mismatch",
+                f"model sha256 is {digest[:16]}…, offer says {offer['model_sha256'][:16]}…",
+            )
+        manifest_bytes = offer["manifest"].encode()
+        manifest_digest = sha256_bytes(manifest_bytes)
+        if manifest_digest != offer["manifest_sha256"]:
+            raise Refused("sha256_mismatch", "bundle.json does not match its sha256 in the offer")
+        if self.key is not None:
+            signature = offer.get("signature")
+            if not isinstance(signature, str):
+                raise Refused(
+                    "signature_missing",
+                    "this device requires signed rollouts: send with --key (the device's key)",
+                )
+            expected = sign(self.key, offer["task"], manifest_digest, digest)
+            if not hmac.compare_digest(signature, expected):
+                raise Refused(
+                    "signature_invalid", "HMAC signature does not match (wrong key or tampered)"
+                )
+        try:
+            manifest = json.loads(manifest_bytes)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Refused("manifest_invalid", f"bundle.json is not JSON: {exc}") from exc
+        if not isinstance(manifest, dict):
+            raise Refused("manifest_invalid", "bundle.json is not a JSON object")
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise Refused(
+                "schema_mismatch",
+                f"bundle schema version {manifest.get('schema_version')!r}; this device reads "
+                f"version {SCHEMA_VERSION}: rebuild the bundle or update the device",
+            )
+        if manifest.get("model_sha256") != digest:
+            raise Refused("sha256_mismatch", "bundle.json describes a different model.tflite")
+        if manifest.get("task") != offer["task"]:
+            raise Refused(
+                "wrong_task",
+                f"offer is for task {offer['task']!r} but the bundle is a {manifest.get('task')!r}"
+                " model",
+            )
+        if offer["task"] not in self.running:
+            raise Refused(
+                "wrong_task",
+                f"this device runs {', '.join(sorted(self.running)) or 'no task'}, not "
+                f"{offer['task']!r}",
+            )
+        return manifest
+
+    def _verify_and_store(self, offer: Mapping[str, Any], model: bytes) -> Bundle:
+        manifest = self._verify(offer, model)
+        task_dir = self.model_dir / offer["task"]
+        task_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=task_dir, prefix=".incoming-"))
+        try:
+            (staging / MODEL_FILE).write_bytes(model)
+            (staging / MANIFEST_FILE).write_text(offer["manifest"])
+            try:
+                check_bundle_runs(load_bundle(staging))
+            except BundleError as exc:
+                raise Refused("bundle_invalid", str(exc).replace(str(staging), "bundle")) from exc
+            final = task_dir / _safe_dir_name(
+                str(manifest["version"]), digest=offer["model_sha256"]
+            )
+            if final.exists():
+                existing = _existing_sha(final)
+                if existing != offer["model_sha256"]:
+                    raise Refused(
+                        "version_conflict",
+                        f"a different model with version {manifest['version']!r} is already stored",
+                    )
+                shutil.rmtree(staging)
+            else:
+                _fsync_dir_files(staging)
+                os.rename(staging, final)
+            _point_current(task_dir, final.name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return load_bundle(final)
+
+    def _swap(self, rollout_id: str, offer: Mapping[str, Any], bundle: Bundle) -> None:
+        previous = self.running.get(bundle.task)
+        try:
+            self.device.request_model_swap(bundle.task, bundle)
+        except TinyfleetError as exc:
+            raise Refused("swap_failed", f"the device refused the swap: {exc}") from exc
+        self.running[bundle.task] = bundle
+        log.info(
+            "rollout %s: %s model %s → %s",
+            rollout_id,
+            bundle.task,
+            previous.version if previous else None,
+            bundle.version,
+        )
+        self._report(
+            rollout_id,
+            offer,
+            {"state": "applied", "running": bundle.identity(), "signed": self.key is not None},
+        )
+
+    def _report_refusal(
+        self, rollout_id: str, offer: Mapping[str, Any] | None, refusal: Refused
+    ) -> None:
+        task = (offer or {}).get("task")
+        current = self.running.get(task) if isinstance(task, str) else None
+        log.warning("rollout %s refused (%s): %s", rollout_id, refusal.code, refusal.reason)
+        self._report(
+            rollout_id,
+            offer,
+            {
+                "state": "refused",
+                "code": refusal.code,
+                "reason": refusal.reason,
+                "running": current.identity() if current else None,
+            },
+        )
+
+    def _report(
+        self, rollout_id: str, offer: Mapping[str, Any] | None, fields: Mapping[str, Any]
+    ) -> None:
+        offer = offer or {}
+        report = {
+            "rollout_id": rollout_id,
+            "device": self.device_id,
+            "task": offer.get("task"),
+            "offered": {
+                "name": offer.get("name"),
+                "version": offer.get("version"),
+                "sha256": offer.get("model_sha256"),
+            },
+            **fields,
+            "ts": _now(),
+        }
+        self.reports.append(report)
+        try:
+            self.publish(state_topic(self.device_id), json.dumps(report).encode(), 1, True)
+        except Exception:  # the report is lost, the decision stands; the operator times out
+            log.exception("could not publish the rollout report")
+
+
+def check_bundle_runs(bundle: Bundle) -> None:
+    """Load the model in the interpreter and build the task runtime and front end, or BundleError.
+
+    This is what the device will do at swap time; doing it first means a bad bundle is refused
+    while the old model keeps running.
+    """
+    from device_sim.features.base import frontend_from_dict
+    from device_sim.interpreter import Int8Model
+    from device_sim.tasks import runtime_for
+
+    Int8Model.from_bundle(bundle)
+    runtime_for(bundle)
+    frontend = frontend_from_dict(bundle.feature_config)
+    expected = tuple(bundle.input.shape[1:])
+    if tuple(frontend.feature_shape) != expected:
+        raise BundleError(
+            f"the front end makes features of shape {tuple(frontend.feature_shape)} but the model "
+            f"takes {expected}: the bundle is inconsistent; rebuild it"
+        )
+
+
+def _safe_dir_name(version: str, digest: str) -> str:
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in version).lstrip(".")
+    return name or digest[:16]
+
+
+def _existing_sha(directory: Path) -> str | None:
+    try:
+        return sha256_bytes((directory / MODEL_FILE).read_bytes())
+    except OSError:
+        return None
+
+
+def _fsync_dir_files(directory: Path) -> None:
+    for path in directory.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _point_current(task_dir: Path, target: str) -> None:
+    """Atomically make ``task_dir/current`` a symlink to ``target`` (survives a power cut)."""
+    tmp = task_dir / f".{CURRENT_LINK}.{uuid.uuid4().hex[:8]}"
+    os.symlink(target, tmp)
+    os.replace(tmp, task_dir / CURRENT_LINK)
+
+
+# --- operator side ----------------------------------------------------------------------------
+
+
+def build_offer(bundle: Bundle, key: bytes | None, chunk_bytes: int) -> tuple[dict, list[bytes]]:
+    """The offer message and the model chunks for ``bundle`` (signed when ``key`` is given)."""
+    model = bundle.model_bytes()
+    manifest = bundle.manifest_path.read_text()
+    manifest_digest = sha256_bytes(manifest.encode())
+    chunks = [model[i : i + chunk_bytes] for i in range(0, len(model), chunk_bytes)]
+    offer = {
+        "protocol": PROTOCOL,
+        "task": bundle.task,
+        "name": bundle.name,
+        "version": bundle.version,
+        "model_sha256": bundle.model_sha256,
+        "model_bytes": len(model),
+        "manifest": manifest,
+        "manifest_sha256": manifest_digest,
+        "chunks": len(chunks),
+        "chunk_bytes": chunk_bytes,
+        "signature_alg": SIGNATURE_ALG if key else None,
+        "signature": sign(key, bundle.task, manifest_digest, bundle.model_sha256) if key else None,
+        "sent": _now(),
+    }
+    return offer, chunks
+
+
+@dataclass
+class RolloutResult:
+    """Per device: the report it sent (state ``applied``/``refused``) or ``no_answer``."""
+
+    rollout_id: str
+    bundle: dict[str, str]
+    reports: dict[str, dict[str, Any]]
+
+    @property
+    def applied(self) -> list[str]:
+        return sorted(d for d, r in self.reports.items() if r.get("state") == "applied")
+
+    @property
+    def ok(self) -> bool:
+        return len(self.applied) == len(self.reports)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rollout_id": self.rollout_id,
+            "bundle": self.bundle,
+            "applied": self.applied,
+            "devices": self.reports,
+        }
+
+
+def publish_rollout(
+    broker_url: str,
+    bundle_dir: str | Path,
+    device_ids: Iterable[str],
+    key: bytes | None = None,
+    *,
+    credentials=None,
+    timeout: float = 30.0,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> RolloutResult:
+    """Send the bundle in ``bundle_dir`` to ``device_ids`` and wait (up to ``timeout`` s) for reports.
+
+    The bundle is verified before anything is sent. Devices that do not answer in time are
+    reported as ``no_answer`` (offline devices with a persistent session still get the rollout
+    when they reconnect; their report then lands on the retained state topic).
+    """
+    from device_sim.mqtt.client import Credentials, detect_protocol, new_client, parse_broker_url
+
+    devices = [topics.check_id(d) for d in device_ids]
+    if not devices:
+        raise ConfigError("no devices given: pass --devices ID[,ID…]")
+    if chunk_bytes < 1024:
+        raise ConfigError("chunk size must be at least 1024 bytes")
+    bundle = load_bundle(bundle_dir)
+    offer, chunks = build_offer(bundle, key, chunk_bytes)
+    rollout_id = uuid.uuid4().hex[:12]
+    address = parse_broker_url(broker_url)
+    credentials = (credentials or Credentials()).check()
+    protocol = detect_protocol(address, credentials)
+    client = new_client(f"tinyfleet-rollout-{rollout_id}", address, credentials, protocol)
+    reports: dict[str, dict[str, Any]] = {}
+    answered = threading.Condition()
+    connected = threading.Event()
+    subscribed = threading.Event()
+    refused: list[str] = []
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+            connected.set()
+            return
+        connected.set()
+        client.subscribe([(state_topic(d), 1) for d in devices])
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            refused.append("subscription to the state topics was refused (check the ACL)")
+        subscribed.set()
+
+    def on_message(client, userdata, message) -> None:
+        try:
+            report = json.loads(message.payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return
+        if not isinstance(report, dict) or report.get("rollout_id") != rollout_id:
+            return  # a retained report of an earlier rollout
+        with answered:
+            reports[str(report.get("device"))] = report
+            answered.notify_all()
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    try:
+        client.connect(address.host, address.port, keepalive=30)
+    except OSError as exc:
+        raise RolloutError(f"cannot reach the MQTT broker at {address.url}: {exc}") from exc
+    client.loop_start()
+    try:
+        if not connected.wait(10) or refused:
+            why = ", ".join(refused) or "no answer"
+            raise RolloutError(
+                f"the broker at {address.url} refused the connection ({why}): pass operator "
+                "credentials (--username/--password, --ca for TLS)"
+            )
+        if not subscribed.wait(10) or refused:
+            raise RolloutError(f"{refused[0] if refused else 'no SUBACK'} at {address.url}")
+        for device in devices:
+            infos = [client.publish(offer_topic(device, rollout_id), json.dumps(offer), qos=1)]
+            for index, chunk in enumerate(chunks):
+                infos.append(client.publish(chunk_topic(device, rollout_id, index), chunk, qos=1))
+            for info in infos:
+                info.wait_for_publish(timeout)
+                if not info.is_published():
+                    raise RolloutError(f"the broker did not acknowledge the rollout to {device}")
+        log.info(
+            "rollout %s: %s %s (%d bytes, %d chunks) sent to %d device(s)",
+            rollout_id,
+            bundle.task,
+            bundle.version,
+            offer["model_bytes"],
+            len(chunks),
+            len(devices),
+        )
+        deadline = time.monotonic() + timeout
+        with answered:
+            while len(reports) < len(devices) and time.monotonic() < deadline:
+                answered.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    for device in devices:
+        reports.setdefault(
+            device,
+            {"state": "no_answer", "reason": f"no report within {timeout:g} s", "device": device},
+        )
+    return RolloutResult(rollout_id, bundle.identity(), {d: reports[d] for d in devices})
