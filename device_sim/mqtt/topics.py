@@ -1,0 +1,86 @@
+"""The MQTT topic tree of a tinyfleet fleet (documented in ``docs/mqtt.md``).
+
+::
+
+    tinyfleet/<device>/status                 retained "online" / "offline" (the Last Will)
+    tinyfleet/<device>/<task>/prediction      one JSON message per window (QoS 0 by default)
+    tinyfleet/<device>/<task>/event           keyword detected, alarm raised/cleared, band change (QoS 1)
+    tinyfleet/<device>/<task>/model           retained identity of the model the device runs
+    tinyfleet/<device>/rollout/...            commands to the device (model rollout, ops engineer)
+
+Device ids and task names are single topic levels: no ``/``, ``+``, ``#`` and no leading ``$``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from device_sim.errors import ConfigError
+
+PREFIX = "tinyfleet"
+STATUS_ONLINE = b"online"
+STATUS_OFFLINE = b"offline"
+ALL_PREDICTIONS = f"{PREFIX}/+/+/prediction"
+ALL_EVENTS = f"{PREFIX}/+/+/event"
+ALL_STATUS = f"{PREFIX}/+/status"
+MAX_ID_LENGTH = 64
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def check_id(value: str, what: str = "device id") -> str:
+    """Return ``value`` if it can be one topic level; otherwise say what is allowed."""
+    if not value or len(value) > MAX_ID_LENGTH or not _ID_PATTERN.match(value):
+        raise ConfigError(
+            f"{what} {value!r} cannot be an MQTT topic level: use 1-{MAX_ID_LENGTH} characters "
+            "from A-Z a-z 0-9 _ . : - (no '/', '+', '#' or spaces)"
+        )
+    return value
+
+
+def status_topic(device: str) -> str:
+    return f"{PREFIX}/{device}/status"
+
+
+def prediction_topic(device: str, task: str) -> str:
+    return f"{PREFIX}/{device}/{task}/prediction"
+
+
+def event_topic(device: str, task: str) -> str:
+    return f"{PREFIX}/{device}/{task}/event"
+
+
+def model_topic(device: str, task: str) -> str:
+    return f"{PREFIX}/{device}/{task}/model"
+
+
+def rollout_filter(device: str) -> str:
+    """Everything the rollout service sends to one device."""
+    return f"{PREFIX}/{device}/rollout/#"
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """An MQTT v5 shared subscription: the broker splits matching messages across the group."""
+    check_id(group, "shared-subscription group")
+    return f"$share/{group}/{topic_filter}"
+
+
+@dataclass(frozen=True)
+class TopicParts:
+    device: str
+    task: str | None  # None for device-level topics (status)
+    kind: str  # "status", "prediction", "event", "model", "rollout"
+
+
+def parse_topic(topic: str) -> TopicParts | None:
+    """Split a tinyfleet topic into device, task and kind; None if it is not one of ours."""
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != PREFIX:
+        return None
+    if len(parts) == 3 and parts[2] == "status":
+        return TopicParts(parts[1], None, "status")
+    if parts[2] == "rollout":
+        return TopicParts(parts[1], None, "rollout")
+    if len(parts) == 4 and parts[3] in ("prediction", "event", "model"):
+        return TopicParts(parts[1], parts[2], parts[3])
+    return None
