@@ -1,0 +1,143 @@
+"""Optimisation and reporting: ``tune`` (search under an MCU budget) and ``report`` (HTML page).
+
+TensorFlow is imported inside ``tune`` only; ``report`` needs matplotlib and, for a bundle that has
+a float model, TensorFlow to recompute float predictions (it falls back to the int8 model alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from device_sim.bundle import TASKS
+from device_sim.errors import ConfigError
+from tinyfleet.output import add_json_flag, emit, render_mapping
+
+log = logging.getLogger(__name__)
+
+
+def _kilobytes(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 KB, got {text}")
+    return value
+
+
+def _render_tune(result: dict[str, Any]) -> str:
+    metric = result.get("metric") or "metric"
+    lines = [
+        f"study {result['study']}: {result['complete']} complete trials "
+        f"({result['trials_this_run']} this run), {result['feasible']} within budget",
+        f"Pareto front (int8 {metric} vs flash), {result['pareto_json']}:",
+    ]
+    for row in result["pareto"]:
+        lines.append(
+            f"  trial {row['trial']:>3}: {metric} {row[metric]:.4f}  flash {row['flash_bytes']:>7} B"
+            f"  arena {row.get('arena_bytes')} B  MACs {row.get('macs')}  {row['knobs']}"
+        )
+    best = result.get("best")
+    if best:
+        lines.append(f"best within budget: trial {best['trial']} → {result['best_bundle']}")
+    else:
+        lines.append("no trial fits the budget: raise --flash-kb/--arena-kb or narrow the knobs")
+    lines.append(f"chart: {result['pareto_png']}")
+    return "\n".join(lines)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from tinyfleet.commands.stages import _need_training_extra
+
+    _need_training_extra()
+    from training.search import Budget, parse_override
+    from training.stage import TrainOptions
+    from training.tune import TuneRequest, tune
+
+    if args.data is not None and not args.data.exists():
+        raise ConfigError(f"--data {args.data} does not exist")
+    if args.trials < 0:
+        raise ConfigError("--trials must be >= 0 (0 only rewrites the Pareto front)")
+    budget = Budget(
+        flash_bytes=int(args.flash_kb * 1024),
+        arena_bytes=int(args.arena_kb * 1024),
+        macs=int(args.macs) if args.macs is not None else None,
+    )
+    request = TuneRequest(
+        task=args.task,
+        budget=budget,
+        trials=args.trials,
+        out=args.out or Path("artifacts") / "tune" / args.task,
+        options=TrainOptions(
+            data=args.data, preset=args.preset, seed=args.seed, teacher=args.teacher
+        ),
+        storage=args.storage,
+        study_name=args.study_name,
+        knob_overrides=tuple(parse_override(text) for text in args.knob),
+        seed=args.seed,
+    )
+    result = tune(request)
+    emit(result, args.json, _render_tune)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from training.report import write_report
+
+    out = write_report(args.bundle, args.out)
+    emit({"report": str(out), "bytes": out.stat().st_size}, args.json, render_mapping)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    tune = subparsers.add_parser(
+        "tune",
+        help="search model/feature/training knobs for the best int8 model within an MCU budget",
+        description="Multi-objective search (Optuna TPE with constraints): every trial trains, "
+        "quantizes to int8 and is scored as int8; flash, TFLM arena and MACs are measured. Trials "
+        "over budget are infeasible. Writes pareto.json, pareto.png and best/ (the best bundle "
+        "within budget). Rerunning continues the study stored in SQLite.",
+    )
+    tune.add_argument("task", choices=TASKS)
+    tune.add_argument(
+        "--flash-kb", type=_kilobytes, required=True, help="flash budget for the model, KB"
+    )
+    tune.add_argument(
+        "--arena-kb", type=_kilobytes, required=True, help="RAM budget for the TFLM arena, KB"
+    )
+    tune.add_argument("--macs", type=float, help="optional budget of MACs per inference")
+    tune.add_argument("--trials", type=int, required=True, help="trials to add in this run")
+    tune.add_argument("--data", type=Path, help="dataset (default: the task's built-in data)")
+    tune.add_argument("--preset", choices=("quick", "full"), default="quick")
+    tune.add_argument("--seed", type=int, default=0, help="training and sampler seed")
+    tune.add_argument(
+        "--storage", help="Optuna storage URL (default sqlite:///OUT/study.db); reuse to resume"
+    )
+    tune.add_argument("--study-name", help="default tinyfleet-<task>-<preset>")
+    tune.add_argument("--out", type=Path, help="output folder (default artifacts/tune/<task>)")
+    tune.add_argument(
+        "--knob",
+        action="append",
+        default=[],
+        metavar="NAME=V[,V…]",
+        help="pin a knob (one value) or restrict it to choices (several values)",
+    )
+    tune.add_argument(
+        "--teacher",
+        type=Path,
+        help="distil every trial from this teacher; also tunes distill_temperature/weight",
+    )
+    add_json_flag(tune)
+    tune.set_defaults(func=run_tune)
+
+    report = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report of a bundle",
+        description="One HTML page (charts embedded as PNG) with data summary, training curves, "
+        "float vs int8 metrics, task charts (confusion matrix / ROC / predicted vs reference), "
+        "per-layer MACs and params, flash/RAM against common MCUs, explanation and provenance.",
+    )
+    report.add_argument("--bundle", type=Path, required=True, help="bundle folder")
+    report.add_argument("--out", type=Path, help="HTML file (default BUNDLE/report.html)")
+    add_json_flag(report)
+    report.set_defaults(func=run_report)

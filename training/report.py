@@ -1,0 +1,451 @@
+"""``tinyfleet report``: one self-contained HTML page per bundle (charts embedded as base64 PNG).
+
+Everything comes from the bundle folder — ``bundle.json``, ``model.tflite`` and, when the training
+stage left it there, ``evaluation.npz`` — and the int8 outputs behind the task charts are recomputed
+with :class:`device_sim.interpreter.Int8Model` and interpreted by the task's own device runtime
+(:func:`device_sim.tasks.runtime_for`), so the page shows what a device would compute. No
+TensorFlow is needed. A section whose data the bundle lacks says so instead of disappearing.
+
+Training curves are read from ``provenance["history"]`` (``{"loss": [...], "val_loss": [...]}``,
+i.e. ``FitResult.history``), which task modules record when they train.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_sim.bundle import Bundle, load_bundle
+from device_sim.errors import BundleError
+
+log = logging.getLogger(__name__)
+
+EVALUATION_FILE = "evaluation.npz"
+REPORT_FILE = "report.html"
+MAX_EVAL_ROWS = 4000  # int8 inference runs window by window; enough for stable charts
+
+# Target MCU classes (whole-chip flash and RAM in bytes). The model's flash excludes the TFLM
+# runtime code and the application; its RAM is the tensor arena only.
+MCU_TARGETS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Cortex-M4 class (STM32L432: 256 KB / 64 KB)",
+        "flash_bytes": 256 * 1024,
+        "ram_bytes": 64 * 1024,
+    },
+    {"name": "nRF52840 (1 MB / 256 KB)", "flash_bytes": 1024 * 1024, "ram_bytes": 256 * 1024},
+    {"name": "RP2040 (2 MB QSPI / 264 KB)", "flash_bytes": 2048 * 1024, "ram_bytes": 264 * 1024},
+    {"name": "ESP32-S3 (8 MB / 512 KB SRAM)", "flash_bytes": 8192 * 1024, "ram_bytes": 512 * 1024},
+)
+
+
+@dataclass
+class Section:
+    """One titled block of the page; ``body`` is trusted HTML built in this module."""
+
+    anchor: str
+    title: str
+    body: str
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{_e(text)}</p>'
+
+
+def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header) if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{'<tr>' + head + '</tr>' if head else ''}{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return _e(f"{value:.4g}")
+    if isinstance(value, (dict, list)):
+        return f"<code>{_e(json.dumps(value, default=str)[:300])}</code>"
+    return _e(value)
+
+
+def load_evaluation(bundle: Bundle) -> dict[str, np.ndarray] | None:
+    path = bundle.directory / EVALUATION_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def int8_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
+    """Dequantized int8 model outputs for every evaluation window (as the device computes them)."""
+    from device_sim.interpreter import Int8Model
+
+    return Int8Model.from_bundle(bundle).predict_batch(x)
+
+
+def _label_array(evaluation: Mapping[str, np.ndarray], n: int, names: tuple[str, ...]) -> Any:
+    for name in names:
+        values = evaluation.get(name)
+        if values is not None and len(values) == n:
+            return np.asarray(values)
+    return None
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def summary_section(bundle: Bundle) -> Section:
+    rows = [
+        ("task", bundle.task),
+        ("name", bundle.name),
+        ("version", bundle.version),
+        ("model sha256", bundle.model_sha256),
+        ("input", f"{bundle.input.shape} {bundle.input.dtype}"),
+        ("output", f"{bundle.output.shape} {bundle.output.dtype}"),
+        ("created (UTC)", bundle.provenance.get("created_utc", "?")),
+    ]
+    return Section("summary", "Bundle", _table(rows))
+
+
+def data_section(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> Section:
+    parts = []
+    data = bundle.provenance.get("data")
+    if data:
+        rows = list(data.items()) if isinstance(data, Mapping) else [("data", data)]
+        parts.append("<h3>Training data</h3>" + _table(rows))
+    else:
+        parts.append(_note("the bundle's provenance does not describe its training data"))
+    parts.append("<h3>Front end</h3>" + _table(list(bundle.feature_config.items())))
+    if evaluation is None:
+        parts.append(_note(f"{EVALUATION_FILE} is not in the bundle folder: no held-out rows"))
+    else:
+        rows = []
+        for key, values in evaluation.items():
+            detail = ""
+            if values.ndim == 1 and values.dtype.kind in "iub" and len(np.unique(values)) <= 40:
+                uniques, counts = np.unique(values, return_counts=True)
+                detail = ", ".join(f"{u}: {c}" for u, c in zip(uniques, counts, strict=True))
+            elif values.dtype.kind == "f" and values.size:
+                detail = f"mean {values.mean():.4g}, std {values.std():.4g}"
+            rows.append((key, str(values.shape), str(values.dtype), detail))
+        parts.append(
+            "<h3>Held-out evaluation set</h3>" + _table(rows, ("array", "shape", "dtype", "values"))
+        )
+    return Section("data", "Data", "".join(parts))
+
+
+def training_section(bundle: Bundle) -> Section:
+    from training.report_charts import training_curves
+
+    history = bundle.provenance.get("history")
+    parts = []
+    if isinstance(history, Mapping) and any(history.values()):
+        clean = {k: [float(v) for v in vals] for k, vals in history.items() if vals}
+        parts.append(_img(training_curves(clean), "training curves"))
+    else:
+        parts.append(_note("no training curves: the task did not record provenance['history']"))
+    facts = [
+        (k, bundle.provenance[k])
+        for k in ("preset", "seed", "train_seconds", "epochs", "teacher")
+        if k in bundle.provenance
+    ]
+    if bundle.sparsity:
+        facts.append(("sparsity (overall)", bundle.sparsity.get("overall")))
+    if facts:
+        parts.append(_table(facts))
+    return Section("training", "Training", "".join(parts))
+
+
+def metrics_section(bundle: Bundle) -> Section:
+    from training.report_charts import metric_bars
+
+    float_m = bundle.metrics.get("float", {}) or {}
+    int8_m = bundle.metrics.get("int8", {}) or {}
+    names = [k for k in int8_m if not isinstance(int8_m[k], (dict, list))]
+    if not names:
+        return Section("metrics", "Float vs int8", _note("the bundle records no metrics"))
+    rows = [(k, float_m.get(k, "—"), int8_m[k]) for k in names]
+    body = _table(rows, ("metric", "float", "int8"))
+    numeric = {k: v for k, v in int8_m.items() if isinstance(v, (int, float))}
+    if any(isinstance(float_m.get(k), (int, float)) for k in numeric):
+        body += _img(metric_bars(float_m, numeric), "float vs int8 metrics")
+    return Section("metrics", "Float vs int8 (same held-out rows)", body)
+
+
+def task_section(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> Section:
+    titles = {
+        "kws": "Confusion matrix (int8)",
+        "vibration": "ROC and anomaly scores (int8)",
+        "air_quality": "Predicted vs reference over time (int8)",
+    }
+    title = titles[bundle.task]
+    if evaluation is None or "x" not in evaluation:
+        return Section("task", title, _note(f"needs {EVALUATION_FILE} with held-out inputs 'x'"))
+    x = np.asarray(evaluation["x"], dtype=np.float32)
+    rows = min(len(x), MAX_EVAL_ROWS)
+    outputs = int8_outputs(bundle, x[:rows])
+    subset = {k: v[:rows] for k, v in evaluation.items() if len(v) == len(x)}
+    builder = {"kws": _kws_chart, "vibration": _vibration_chart, "air_quality": _air_chart}
+    body = builder[bundle.task](bundle, subset, outputs)
+    if rows < len(x):
+        body += _note(f"computed on the first {rows} of {len(x)} held-out windows")
+    return Section("task", title, body)
+
+
+def _kws_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np.ndarray) -> str:
+    from training.report_charts import confusion_matrix
+
+    labels = list(bundle.head.get("labels", []))
+    reference = _label_array(evaluation, len(outputs), ("y", "labels", "label"))
+    if reference is None or not labels:
+        return _note("evaluation.npz has no integer labels ('y') or the head no 'labels'")
+    predicted = np.argmax(outputs, axis=-1)
+    n = len(labels)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (reference.astype(np.int64), predicted), 1)
+    accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
+    return _img(confusion_matrix(matrix, labels), "confusion matrix") + _note(
+        f"int8 accuracy recomputed here: {accuracy:.4f} on {matrix.sum()} windows"
+    )
+
+
+def _vibration_chart(
+    bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np.ndarray
+) -> str:
+    from device_sim.tasks.vibration import reconstruction_error
+    from training.report_charts import roc_and_histogram, roc_points
+
+    x = np.asarray(evaluation["x"], dtype=np.float32).reshape(len(outputs), -1)
+    scores = reconstruction_error(x, outputs.reshape(len(outputs), -1))
+    # class_index: 0 = normal, k > 0 = fault class k (training/vibration.py)
+    flags = _label_array(evaluation, len(outputs), ("class_index", "anomaly", "y"))
+    if flags is None:
+        return _note("evaluation.npz has no anomaly labels ('class_index')")
+    flags = flags > 0
+    if flags.all() or not flags.any():
+        return _note("the evaluation set holds only one class: no ROC")
+    fpr, tpr = roc_points(scores, flags)
+    auc = float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
+    threshold = bundle.head.get("anomaly_threshold")
+    chart = roc_and_histogram(scores, flags, threshold, auc)
+    note = f"int8 AUC recomputed here: {auc:.4f} on {len(scores)} windows"
+    if threshold is not None:
+        false_alarms = float(np.mean(scores[~flags] > threshold))
+        detected = float(np.mean(scores[flags] > threshold))
+        note += f"; at the bundle threshold {threshold:.4g}: {detected:.1%} of anomalous windows "
+        note += f"detected, {false_alarms:.1%} false alarms per normal window"
+    return _img(chart, "ROC and score histograms") + _note(note)
+
+
+def _air_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np.ndarray) -> str:
+    from device_sim.tasks.air_quality import decode_outputs
+    from training.report_charts import predicted_vs_reference
+
+    targets = bundle.head.get("targets", [])
+    predicted = decode_outputs(outputs, bundle.head)
+    reference = _label_array(evaluation, len(outputs), ("reference", "y_true", "y"))
+    if reference is None:
+        return _note("evaluation.npz has no reference concentrations ('reference' or 'y')")
+    reference = np.asarray(reference, dtype=np.float64).reshape(predicted.shape)
+    if "reference" not in evaluation:
+        reference = decode_outputs(reference, bundle.head)  # 'y' holds the model's z-scores
+    names = [t.get("key", f"target {i}") for i, t in enumerate(targets)]
+    units = [t.get("unit", "") for t in targets]
+    mae = np.nanmean(np.abs(predicted - reference), axis=0)
+    rows = [(n, u, float(m)) for n, u, m in zip(names, units, mae, strict=False)]
+    return _img(
+        predicted_vs_reference(reference, predicted, names, units), "predicted vs reference"
+    ) + _table(rows, ("target", "unit", "int8 MAE recomputed here"))
+
+
+def layers_section(bundle: Bundle) -> Section:
+    from training.report_charts import layer_bars
+
+    try:
+        from firmware_bridge.profile import profile_model
+    except ImportError:
+        return Section("layers", "Per-layer cost", _note("firmware_bridge.profile is missing"))
+    profile = profile_model(bundle.model_bytes())
+    names = [layer.name for layer in profile.layers]
+    macs = [layer.macs for layer in profile.layers]
+    params = [layer.params for layer in profile.layers]
+    body = _img(layer_bars(names, macs, params), "per-layer MACs and parameters")
+    body += _note(
+        f"total: {profile.total_macs:,} MACs and {profile.total_params:,} parameters per inference"
+    )
+    return Section("layers", "Per-layer MACs and parameters (from model.tflite)", body)
+
+
+def budget_section(bundle: Bundle) -> Section:
+    from training.report_charts import budget_bars
+
+    flash = int(bundle.sizes.get("tflite_bytes", len(bundle.model_bytes())))
+    arena = bundle.sizes.get("arena_bytes")
+    source = "measured in TFLM by the firmware export"
+    if arena is None:
+        arena, source = _measure_arena_now(bundle)
+    rows = [
+        ("model flash (int8 .tflite)", f"{flash:,} B ({flash / 1024:.1f} KB)"),
+        (
+            "tensor arena (RAM)",
+            f"{arena:,} B ({arena / 1024:.1f} KB), {source}" if arena else source,
+        ),
+    ]
+    for key in ("tflite_gzip_bytes", "parameters", "arena_recommended_bytes"):
+        if key in bundle.sizes:
+            rows.append((key, bundle.sizes[key]))
+    body = _table(rows)
+    body += _img(budget_bars(flash, arena, MCU_TARGETS), "flash and RAM against MCU budgets")
+    body += _table(
+        [
+            (
+                t["name"],
+                f"{flash / t['flash_bytes']:.1%}",
+                f"{arena / t['ram_bytes']:.1%}" if arena else "not measured",
+            )
+            for t in MCU_TARGETS
+        ],
+        ("target", "model flash share", "arena share"),
+    )
+    body += _note(
+        "Flash counts the model only: add the TFLM runtime code (tens of KB, depends on the ops and "
+        "the toolchain) and your application. RAM counts the tensor arena only."
+    )
+    return Section("budget", "Flash and RAM against target MCUs", body)
+
+
+def _measure_arena_now(bundle: Bundle) -> tuple[int | None, str]:
+    try:
+        from firmware_bridge.arena import measure_arena
+    except ImportError:
+        return None, "not measured (firmware_bridge.arena is missing)"
+    measurement = measure_arena(bundle.model_path)
+    if measurement.arena_bytes is None:
+        return None, f"not measured: {measurement.reason}"
+    return int(measurement.arena_bytes), "measured in TFLM now (the bundle had no arena_bytes)"
+
+
+def explanation_section(bundle: Bundle) -> Section:
+    from training.report_charts import importance_bars
+
+    found = list(
+        _importance_tables({"head": bundle.head, "extra": bundle.extra, "metrics": bundle.metrics})
+    )
+    if not found:
+        return Section(
+            "explanation",
+            "Explanation",
+            _note("the bundle records no band/input importance (bundle.extra, head or metrics)"),
+        )
+    body = ""
+    for where, names, values in found[:4]:
+        body += _img(importance_bars(names, values, where), f"importance {where}")
+    return Section("explanation", "Explanation (band / input importance)", body)
+
+
+def _importance_tables(tree: Any, path: str = "") -> Any:
+    """Yield (path, names, values) for every name→number mapping under an importance-like key."""
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            here = f"{path}.{key}" if path else str(key)
+            interesting = any(w in str(key).lower() for w in ("importance", "explain", "saliency"))
+            if interesting and isinstance(value, Mapping):
+                numeric = {k: v for k, v in value.items() if isinstance(v, (int, float))}
+                if len(numeric) >= 2:
+                    yield here, list(numeric), [float(v) for v in numeric.values()]
+                    continue
+            if (
+                interesting
+                and isinstance(value, list)
+                and value
+                and all(isinstance(v, Mapping) for v in value)
+            ):
+                pairs = [_name_value(v) for v in value]
+                pairs = [p for p in pairs if p is not None]
+                if len(pairs) >= 2:
+                    yield here, [p[0] for p in pairs], [p[1] for p in pairs]
+                    continue
+            yield from _importance_tables(value, here)
+
+
+def _name_value(item: Mapping[str, Any]) -> tuple[str, float] | None:
+    name = next((item[k] for k in ("feature", "name", "band", "input") if k in item), None)
+    value = next(
+        (item[k] for k in ("importance", "share", "value", "score", "drop") if k in item), None
+    )
+    if name is None or not isinstance(value, (int, float)):
+        return None
+    return str(name), float(value)
+
+
+def provenance_section(bundle: Bundle) -> Section:
+    provenance = {k: v for k, v in bundle.provenance.items() if k != "history"}
+    text = json.dumps(provenance, indent=2, default=str)
+    return Section("provenance", "Provenance", f"<pre>{_e(text)}</pre>")
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1100px;
+padding:1em 2em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:3px 8px;
+font-size:13px;text-align:left;vertical-align:top} th{background:#f4f4f4}
+img{max-width:100%;display:block;margin:.6em 0} .note{color:#666;font-style:italic}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:12px} nav a{margin-right:1em}
+code{font-size:12px}
+"""
+
+
+def render_html(bundle: Bundle, sections: list[Section]) -> str:
+    nav = "".join(f'<a href="#{s.anchor}">{_e(s.title.split(" (")[0])}</a>' for s in sections)
+    blocks = "".join(
+        f'<section id="{s.anchor}"><h2>{_e(s.title)}</h2>{s.body}</section>' for s in sections
+    )
+    title = f"tinyfleet report: {bundle.task} / {bundle.name} {bundle.version}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_e(title)}</h1><nav>{nav}</nav>{blocks}</body></html>\n"
+    )
+
+
+def build_sections(bundle: Bundle) -> list[Section]:
+    evaluation = load_evaluation(bundle)
+    return [
+        summary_section(bundle),
+        data_section(bundle, evaluation),
+        training_section(bundle),
+        metrics_section(bundle),
+        task_section(bundle, evaluation),
+        layers_section(bundle),
+        budget_section(bundle),
+        explanation_section(bundle),
+        provenance_section(bundle),
+    ]
+
+
+def write_report(bundle_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML report of the bundle in ``bundle_dir``; returns the file written."""
+    bundle = load_bundle(bundle_dir)
+    out = Path(out) if out is not None else bundle.directory / REPORT_FILE
+    if out.is_dir():
+        raise BundleError(f"--out {out} is a folder: give a file name such as {out}/report.html")
+    page = render_html(bundle, build_sections(bundle))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    log.info("report for %s written to %s (%d bytes)", bundle.directory, out, len(page))
+    return out

@@ -1,0 +1,340 @@
+"""``tinyfleet tune``: search a task's knobs for the best int8 model that fits an MCU budget.
+
+Every trial runs the real pipeline — ``task.train`` → ``quantize_trained`` (int8 bundle, scored with
+the task's own metric *as int8*) → measured flash, TFLM arena and MACs from ``firmware_bridge`` —
+so the front it reports is what a device gets, not a float-model estimate. Two objectives: the int8
+headline metric and flash bytes; the arena (and optionally MACs) are Optuna constraints, and a trial
+over any budget is infeasible (it still informs the sampler).
+
+The study lives in SQLite (default ``OUT/study.db``): rerunning the same command adds ``--trials``
+more trials to it. A trial killed mid-way is marked failed by Optuna's heartbeat on the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device_sim.bundle import Bundle, load_bundle
+from device_sim.errors import ConfigError, TinyfleetError
+from training.search import Budget, Knob, metric_direction, pareto_front, parse_space
+from training.stage import TrainOptions
+
+log = logging.getLogger(__name__)
+
+PARETO_JSON = "pareto.json"
+PARETO_PNG = "pareto.png"
+BEST_DIR = "best"
+TRIALS_DIR = "trials"
+STUDY_FILE = "study.db"
+DISTILL_SPACE = {"distill_temperature": (1.0, 8.0), "distill_weight": (0.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class TuneRequest:
+    """Everything ``tinyfleet tune`` was asked for (paths, budget, how many trials)."""
+
+    task: str
+    budget: Budget
+    trials: int
+    out: Path
+    options: TrainOptions = field(default_factory=TrainOptions)
+    storage: str | None = None  # default sqlite:///OUT/study.db
+    study_name: str | None = None  # default tinyfleet-<task>-<preset>
+    knob_overrides: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    seed: int = 0
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.out / STUDY_FILE).resolve()}"
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"tinyfleet-{self.task}-{self.options.preset}"
+
+
+def measure_bundle(bundle: Bundle) -> dict[str, Any]:
+    """Flash bytes, TFLM arena bytes and MACs of an int8 bundle, measured by ``firmware_bridge``.
+
+    ``flash_bytes`` is the model flatbuffer as the firmware embeds it (the TFLM runtime code is the
+    same for every trial of a task, so it does not move the comparison). ``arena_bytes`` is what
+    the firmware must allocate: the smallest arena that allocates and invokes in TFLM (bisected by
+    :func:`firmware_bridge.arena.measure_arena`) plus its margin for optimised-kernel scratch
+    buffers; ``arena_measured_bytes`` is the bare measurement. ``macs`` comes from the per-layer
+    profile (None if ``firmware_bridge.profile`` is not available).
+    """
+    from firmware_bridge.arena import measure_arena, tflm_available
+
+    if not tflm_available():
+        raise TinyfleetError(
+            "tune measures every trial's arena in TFLM, and tflite-micro is not installed: "
+            "`pip install tflite-micro` (x86_64 Linux wheels)"
+        )
+    model_bytes = bundle.model_bytes()
+    arena = measure_arena(bundle.model_path)
+    measured: dict[str, Any] = {
+        "flash_bytes": len(model_bytes),
+        "arena_bytes": arena.recommended_bytes,
+        "arena_measured_bytes": arena.arena_bytes,
+        "macs": None,
+        "parameters": bundle.sizes.get("parameters"),
+    }
+    try:
+        from firmware_bridge.profile import profile_model
+    except ImportError:
+        log.warning("firmware_bridge.profile is not available: MACs are not measured")
+        return measured
+    profile = profile_model(model_bytes)
+    measured["macs"] = int(profile.total_macs)
+    measured["parameters"] = int(profile.total_params)
+    return measured
+
+
+def _headline(metrics: Mapping[str, Any]) -> tuple[str, float]:
+    """The task's headline metric: by contract the first key ``score()`` returns."""
+    if not metrics:
+        raise TinyfleetError("the task's score() returned no metrics")
+    name, value = next(iter(metrics.items()))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TinyfleetError(
+            f"the headline metric {name}={value!r} is not a number (e.g. the evaluation set has "
+            "one class only): give --data with both classes"
+        )
+    return name, float(value)
+
+
+class _TrialRunner:
+    """The objective: one trial = train + int8 + measure, in its own folder under ``trials/``."""
+
+    def __init__(self, request: TuneRequest, knobs: Sequence[Knob]) -> None:
+        from training.tasks import task_module
+
+        self.request = request
+        self.knobs = list(knobs)
+        self.task = task_module(request.task)
+
+    def __call__(self, trial: Any) -> tuple[float, float]:
+        from quantize.stage import quantize_trained
+        from training.distill import teacher_from_options
+        from training.keras_env import keras
+
+        values = {knob.name: knob.suggest(trial) for knob in self.knobs}
+        options = dataclasses.replace(
+            self.request.options, hyperparameters=tuple(sorted(values.items()))
+        )
+        options = teacher_from_options(options)
+        out = self.request.out / TRIALS_DIR / f"{trial.number:04d}"
+        log.info("trial %d: %s", trial.number, values)
+        started = time.perf_counter()
+        keras.backend.clear_session()
+        trained = self.task.train(options)
+        trained.provenance["tune"] = {
+            "study": self.request.name,
+            "trial": trial.number,
+            "knobs": values,
+        }
+        trained.provenance.setdefault("preset", options.preset)
+        trained.save(out)
+        bundle = quantize_trained(trained, out)
+        measured = measure_bundle(bundle)
+        metric, value = _headline(bundle.metrics["int8"])
+        seconds = time.perf_counter() - started
+        trial.set_user_attr("metric_name", metric)
+        trial.set_user_attr("int8_metrics", bundle.metrics["int8"])
+        trial.set_user_attr("float_metrics", bundle.metrics.get("float", {}))
+        trial.set_user_attr("measured", measured)
+        trial.set_user_attr("bundle", str(out))
+        trial.set_user_attr("seconds", round(seconds, 1))
+        trial.set_user_attr("constraints", self.request.budget.violations(measured))
+        log.info(
+            "trial %d: int8 %s=%.4f, flash %d B, arena %s B, MACs %s (%.0f s)",
+            trial.number,
+            metric,
+            value,
+            measured["flash_bytes"],
+            measured["arena_bytes"],
+            measured["macs"],
+            seconds,
+        )
+        return value, float(measured["flash_bytes"])
+
+
+def _constraints(trial: Any) -> list[float]:
+    return list(trial.user_attrs.get("constraints", [float("inf")]))
+
+
+def open_study(request: TuneRequest, direction: str) -> Any:
+    """Create or resume the study; refuse a resumed study whose directions differ."""
+    import optuna
+
+    request.out.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(
+        request.storage_url,
+        heartbeat_interval=30,
+        grace_period=120,
+        failed_trial_callback=None,
+    )
+    sampler = optuna.samplers.TPESampler(
+        seed=request.seed,
+        constraints_func=_constraints,
+        n_startup_trials=4,
+        multivariate=True,
+        warn_independent_sampling=False,
+    )
+    try:
+        study = optuna.create_study(
+            study_name=request.name,
+            storage=storage,
+            sampler=sampler,
+            directions=[direction, "minimize"],
+            load_if_exists=True,
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"study {request.name!r} in {request.storage_url} cannot be resumed: {exc}; pass a "
+            "new --study-name or --out"
+        ) from exc
+    if [d.name.lower() for d in study.directions] != [direction, "minimize"]:
+        raise ConfigError(
+            f"study {request.name!r} optimises {study.directions}, not ({direction}, flash): pass "
+            "a new --study-name"
+        )
+    study.set_user_attr("task", request.task)
+    study.set_user_attr("budget", request.budget.to_dict())
+    return study
+
+
+def _probe_direction(request: TuneRequest) -> str:
+    """The direction of the task's headline metric, from a stored study or the task's score()."""
+    import optuna
+
+    try:
+        existing = optuna.load_study(study_name=request.name, storage=request.storage_url)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        return existing.directions[0].name.lower()
+    from training.tasks import task_module
+
+    module = task_module(request.task)
+    name = getattr(module, "HEADLINE_METRIC", None)
+    if name is None:
+        name = {"kws": "accuracy", "vibration": "auc", "air_quality": "mae"}[request.task]
+    return metric_direction(name)
+
+
+def tune(request: TuneRequest) -> dict[str, Any]:
+    """Run ``request.trials`` more trials, then write the Pareto front and the best bundle."""
+    import optuna
+
+    from training.tasks import task_module
+
+    if request.trials < 0:
+        raise ConfigError("--trials must be >= 0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = dict(getattr(task_module(request.task), "SEARCH_SPACE", {}))
+    if request.options.teacher is not None:
+        space = {**DISTILL_SPACE, **space}
+    if not space:
+        raise ConfigError(f"task {request.task} declares no SEARCH_SPACE: nothing to tune")
+    knobs = parse_space(space, dict(request.knob_overrides))
+    request.out.mkdir(parents=True, exist_ok=True)
+    study = open_study(request, _probe_direction(request))
+    before = len(study.trials)
+    study.optimize(
+        _TrialRunner(request, knobs),
+        n_trials=request.trials,
+        catch=(TinyfleetError,),
+        gc_after_trial=True,
+    )
+    summary = write_results(study, request)
+    summary["trials_this_run"] = len(study.trials) - before
+    return summary
+
+
+def trial_records(study: Any, budget: Budget) -> list[dict[str, Any]]:
+    """One plain dict per finished trial: knobs, int8 metrics, measured sizes, feasibility."""
+    import optuna
+
+    records = []
+    for trial in study.trials:
+        if trial.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        measured = trial.user_attrs.get("measured", {})
+        metric = trial.user_attrs.get("metric_name")
+        records.append(
+            {
+                "trial": trial.number,
+                "knobs": trial.params,
+                "metric": metric,
+                metric: trial.values[0],
+                "int8": trial.user_attrs.get("int8_metrics", {}),
+                "float": trial.user_attrs.get("float_metrics", {}),
+                **measured,
+                "feasible": budget.fits(measured),
+                "bundle": trial.user_attrs.get("bundle"),
+                "seconds": trial.user_attrs.get("seconds"),
+            }
+        )
+    return records
+
+
+def write_results(study: Any, request: TuneRequest) -> dict[str, Any]:
+    """Write ``pareto.json``, ``pareto.png`` and ``best/`` (the best int8 bundle within budget).
+
+    Feasibility is recomputed from the stored measurements with *this* run's budget, so resuming a
+    study with a tighter budget reports the right front.
+    """
+    budget = request.budget
+    records = trial_records(study, budget)
+    direction = study.directions[0].name.lower()
+    metric = next((r["metric"] for r in records if r["metric"]), None)
+    feasible = [r for r in records if r["feasible"]]
+    front = pareto_front(feasible, metric=metric, direction=direction) if metric else []
+    best = None
+    if front:
+        sign = 1.0 if direction == "maximize" else -1.0
+        best = max(front, key=lambda r: (sign * r[metric], -r["flash_bytes"]))
+    summary = {
+        "task": request.task,
+        "study": request.name,
+        "storage": request.storage_url,
+        "budget": budget.to_dict(),
+        "metric": metric,
+        "direction": direction,
+        "trials": len(study.trials),
+        "complete": len(records),
+        "feasible": len(feasible),
+        "pareto": front,
+        "best": best,
+        "all_trials": records,
+    }
+    out = request.out
+    best_dir = out / BEST_DIR
+    if best is not None:
+        if best_dir.exists():
+            shutil.rmtree(best_dir)
+        shutil.copytree(best["bundle"], best_dir, ignore=shutil.ignore_patterns("firmware"))
+        load_bundle(best_dir)  # the copy must verify like any bundle
+        summary["best_bundle"] = str(best_dir)
+    else:
+        summary["best_bundle"] = None
+        log.warning(
+            "no trial fits the budget (flash %d B, arena %d B): raise the budget or narrow knobs",
+            budget.flash_bytes,
+            budget.arena_bytes,
+        )
+    (out / PARETO_JSON).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    from training.report_charts import pareto_chart
+
+    (out / PARETO_PNG).write_bytes(pareto_chart(records, front, budget, metric, direction))
+    summary["pareto_json"] = str(out / PARETO_JSON)
+    summary["pareto_png"] = str(out / PARETO_PNG)
+    return summary
