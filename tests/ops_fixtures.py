@@ -1,0 +1,187 @@
+"""Helpers for the ops tests (security, rollout, Home Assistant discovery, scale-out).
+
+Every test starts its own mosquitto via ``device_sim.mqtt.broker.MosquittoBroker`` on a free
+loopback port; clients here are plain paho clients so that the broker's behaviour, not our client
+code, is what is tested.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from device_sim.bundle import Bundle, QuantizedTensor, write_bundle
+from device_sim.mqtt.broker import HOST
+
+AQ_INPUTS = ("T", "RH")
+AQ_WINDOW_ROWS = 3
+AQ_TARGETS = (("CO", "mg/m³"), ("NO2", "µg/m³"), ("C6H6", "µg/m³"))
+
+
+@functools.lru_cache(maxsize=4)
+def tiny_model(n_inputs: int = len(AQ_INPUTS) * AQ_WINDOW_ROWS, n_outputs: int = 3, seed: int = 0):
+    """A real int8 TFLite model (two dense layers; a few seconds, once per test session)."""
+    from bundle_fixtures import tiny_int8_model
+
+    return tiny_int8_model(n_inputs=n_inputs, n_outputs=n_outputs, seed=seed)
+
+
+def air_quality_bundle(
+    directory: Path, model_bytes: bytes, *, version: str | None = None, name: str = "aq-test"
+) -> Bundle:
+    """A complete air_quality bundle around ``model_bytes`` that the device runtime can run."""
+    from device_sim.features.air_quality import AirQualityWindowConfig
+    from device_sim.interpreter import Int8Model
+
+    model = Int8Model(model_bytes)
+    config = AirQualityWindowConfig(
+        inputs=AQ_INPUTS,
+        transforms=("linear", "linear"),
+        mean=(20.0, 50.0),
+        std=(5.0, 10.0),
+        window_rows=AQ_WINDOW_ROWS,
+    )
+    return write_bundle(
+        directory,
+        model_bytes,
+        task="air_quality",
+        name=name,
+        input=model.input_spec,
+        output=model.output_spec,
+        feature_config=config.to_dict(),
+        head={
+            "targets": [
+                {"key": key, "unit": unit, "mean": 1.0, "std": 1.0} for key, unit in AQ_TARGETS
+            ],
+        },
+        version=version,
+    )
+
+
+def head_only_bundle(task: str, head: dict, directory: Path) -> Bundle:
+    """A Bundle object with a given head, for discovery payloads (no model is run)."""
+    spec = QuantizedTensor((1, 4), "int8", 0.1, 0)
+    return Bundle(
+        directory=directory,
+        task=task,
+        name=f"{task}-test",
+        version="20260101.000000-abcdef12",
+        input=spec,
+        output=spec,
+        feature_config={},
+        head=head,
+    )
+
+
+class Collector:
+    """A paho client that records (topic, payload) of what it receives; thread-safe waits."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._cond = threading.Condition()
+
+    def on_message(self, client, userdata, message) -> None:
+        with self._cond:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.messages):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def topics(self) -> list[str]:
+        with self._cond:
+            return [topic for topic, _, _ in self.messages]
+
+
+def connect(
+    port: int,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: Path | None = None,
+    protocol: int = mqtt.MQTTv311,
+    client_id: str | None = None,
+    clean: bool = True,
+    collector: Collector | None = None,
+    timeout: float = 10.0,
+) -> tuple[mqtt.Client, int]:
+    """Connect a paho client on 127.0.0.1:``port``; returns (client, CONNACK reason value).
+
+    The client's network loop is running; the caller stops it (:func:`close`). A TLS handshake
+    failure is returned as reason -1.
+    """
+    client_id = client_id or f"ops-test-{uuid.uuid4().hex[:8]}"
+    if protocol == mqtt.MQTTv5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    else:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, clean_session=clean
+        )
+    if username is not None:
+        client.username_pw_set(username, password)
+    if ca_file is not None:
+        client.tls_set_context(ssl.create_default_context(cafile=str(ca_file)))
+    done = threading.Event()
+    outcome: dict[str, int] = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        outcome["rc"] = reason_code.value
+        done.set()
+
+    def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
+        outcome.setdefault("rc", reason_code.value or -1)
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    if collector is not None:
+        client.on_message = collector.on_message
+    try:
+        if protocol == mqtt.MQTTv5:
+            client.connect(HOST, port, keepalive=30, clean_start=clean)
+        else:
+            client.connect(HOST, port, keepalive=30)
+    except (OSError, ssl.SSLError):
+        return client, -1
+    client.loop_start()
+    done.wait(timeout)
+    if outcome.get("rc", -1) != 0:
+        client.loop_stop()
+        client.reconnect_delay_set(60, 120)
+    return client, outcome.get("rc", -1)
+
+
+def subscribe(client: mqtt.Client, topic_filter: str, qos: int = 1, timeout: float = 5.0) -> list:
+    """Subscribe and wait for the SUBACK; returns the granted reason codes."""
+    granted: list = []
+    done = threading.Event()
+
+    def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
+        granted.extend(reason_codes)
+        done.set()
+
+    client.on_subscribe = on_subscribe
+    client.subscribe(topic_filter, qos)
+    assert done.wait(timeout), f"no SUBACK for {topic_filter}"
+    return granted
+
+
+def close(*clients: mqtt.Client) -> None:
+    for client in clients:
+        client.disconnect()
+        client.loop_stop()
