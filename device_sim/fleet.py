@@ -1,0 +1,353 @@
+"""N simulated devices in one process, driven by one thread: a window scheduler + a network loop.
+
+Why one thread: a thread per device (and paho's own thread per client) does not scale past a few
+hundred devices on a small machine — the GIL hand-offs dominate. Here one
+:class:`~device_sim.mqtt.client.NetworkLoop` multiplexes every device's MQTT socket with
+``selectors``, and a heap of due times says which device's next window is ready.
+
+Pacing: in real time a window of a task is due every ``hop_samples / sample_rate`` seconds (or
+``1 / rate_hz`` with ``rate_hz``); devices start at seeded random phases so a fleet does not fire
+in lock-step. The window's ``end_ms`` is its due time on the wall clock, so a subscriber's
+``receipt - end_ms`` is the true window-ready → delivered latency. With ``fast`` windows are
+produced as fast as the CPU and the broker allow (back-pressure: a device whose outbox holds more
+than ``2 × max_unacked`` messages waits).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device_sim.bundle import Bundle
+from device_sim.device import Device, ModelCache, TaskPipeline, build_pipeline
+from device_sim.errors import ConfigError
+from device_sim.mqtt.client import Credentials, NetworkLoop, parse_broker_url
+from device_sim.mqtt.publisher import DEFAULT_EXPIRY_S, Publisher
+from device_sim.mqtt.spool import DEFAULT_MAX_MESSAGES, Spool, SpoolDB
+from device_sim.sources import Source
+
+log = logging.getLogger(__name__)
+
+# (bundle, device index, seed) → a source; tests and `tinyfleet device --source file` plug in here.
+SourceFactory = Callable[[Bundle, int, int], Source]
+
+
+@dataclass
+class FleetOptions:
+    """How to run a fleet. ``rate_hz`` is windows per second per task per device (None: the
+    bundles' real time); ``duration_s`` None runs until the sources end or the run is stopped."""
+
+    broker_url: str
+    bundles: Sequence[Bundle]
+    devices: int = 1
+    device_ids: Sequence[str] | None = None
+    device_prefix: str = "sim"
+    credentials: Credentials = field(default_factory=Credentials)
+    rate_hz: float | None = None
+    fast: bool = False
+    duration_s: float | None = None
+    max_windows: int | None = None  # per task per device
+    prediction_qos: int = 0
+    event_qos: int = 1
+    expiry_s: int = DEFAULT_EXPIRY_S
+    state_dir: Path = Path(".tinyfleet-state")
+    spool_name: str = "fleet"
+    spool_max: int = DEFAULT_MAX_MESSAGES
+    seed: int = 0
+    ha_discovery: bool = False
+    source_kind: str = "sim"
+    source_path: Path | None = None
+    drain_timeout_s: float = 30.0
+
+    def check(self) -> FleetOptions:
+        if not self.bundles:
+            raise ConfigError("no bundles: pass --bundles DIR... or --artifacts DIR")
+        if self.devices < 1:
+            raise ConfigError("--devices must be at least 1")
+        if self.rate_hz is not None and self.rate_hz <= 0:
+            raise ConfigError("--rate must be > 0 windows per second")
+        if self.fast and self.rate_hz is not None:
+            raise ConfigError("--rate and --fast exclude each other")
+        if self.device_ids is not None and len(self.device_ids) != self.devices:
+            raise ConfigError("give one device id per device")
+        return self
+
+
+@dataclass
+class _Slot:
+    due: float
+    device: Device
+    task: str
+    interval: float
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 4) if values else None
+
+
+def _p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 4)
+
+
+class Fleet:
+    """Build the devices of ``options`` and run them; :meth:`run` returns a summary dict."""
+
+    def __init__(self, options: FleetOptions, source_factory: SourceFactory | None = None) -> None:
+        self.options = options.check()
+        self.address = parse_broker_url(options.broker_url)
+        self.loop = NetworkLoop()
+        self.cache = ModelCache()
+        self.spool_db = SpoolDB(Path(options.state_dir) / f"{options.spool_name}.sqlite")
+        self.devices: list[Device] = []
+        self.stop_event = threading.Event()
+        self.max_lag_ms = 0.0
+        ids = list(options.device_ids or [])
+        for index in range(options.devices):
+            device_id = ids[index] if ids else f"{options.device_prefix}-{index:03d}"
+            pipelines: list[TaskPipeline] = []
+            for task_index, bundle in enumerate(options.bundles):
+                seed = options.seed * 100_003 + index * 17 + task_index
+                source = source_factory(bundle, index, seed) if source_factory else None
+                pipelines.append(
+                    build_pipeline(
+                        bundle,
+                        cache=self.cache,
+                        source=source,
+                        source_kind=options.source_kind,
+                        path=options.source_path,
+                        seed=seed,
+                        realtime=False,  # the scheduler paces; a sleeping source would block all
+                    )
+                )
+            publisher = Publisher(
+                device_id,
+                self.address,
+                Spool(self.spool_db, device_id, options.spool_max),
+                options.credentials,
+                prediction_qos=options.prediction_qos,
+                event_qos=options.event_qos,
+                expiry_s=options.expiry_s,
+            )
+            self.devices.append(
+                Device(
+                    device_id,
+                    pipelines,
+                    publisher,
+                    cache=self.cache,
+                    ha_discovery=options.ha_discovery,
+                )
+            )
+            self.loop.add(publisher.connection)
+        self.loop.idle_hooks.append(self._drain_all)
+
+    def _drain_all(self) -> None:
+        for device in self.devices:
+            device.publisher.drain()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (thread-safe; also wired to SIGTERM in the CLI)."""
+        self.stop_event.set()
+        self.loop.wake()
+
+    def _schedule(self) -> list[tuple[float, int, _Slot]]:
+        rng = random.Random(self.options.seed)
+        start = time.monotonic()
+        heap: list[tuple[float, int, _Slot]] = []
+        counter = 0
+        for device in self.devices:
+            for task, pipeline in device.pipelines.items():
+                interval = (
+                    1.0 / self.options.rate_hz if self.options.rate_hz else pipeline.hop_seconds
+                )
+                first = start + pipeline.window_samples / pipeline.sample_rate
+                if self.options.rate_hz:
+                    first = start + interval
+                slot = _Slot(first + rng.uniform(0, interval), device, task, interval)
+                heap.append((slot.due, counter, slot))
+                counter += 1
+        heapq.heapify(heap)
+        return heap
+
+    def _wait_connected(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            if all(d.publisher.connected for d in self.devices):
+                return
+            self.loop.run_once(0.05)
+        missing = [d.device_id for d in self.devices if not d.publisher.connected]
+        if missing:
+            log.warning(
+                "%d device(s) not connected to %s yet (e.g. %s); they queue on disk and keep "
+                "retrying",
+                len(missing),
+                self.address.url,
+                missing[0],
+            )
+
+    def run(self) -> dict[str, Any]:
+        """Run until the duration, ``max_windows`` or the sources end; then deliver and report."""
+        self._wait_connected()
+        started = time.monotonic()
+        wall0 = time.time()
+        deadline = started + self.options.duration_s if self.options.duration_s else float("inf")
+        try:
+            if self.options.fast:
+                self._run_fast(deadline)
+            else:
+                self._run_paced(deadline, started, wall0)
+        except KeyboardInterrupt:
+            log.warning("interrupted: delivering what is queued, then stopping")
+        produced_s = time.monotonic() - started
+        undelivered = self._deliver()
+        return self._report(produced_s, undelivered)
+
+    def _limit_reached(self, device: Device, task: str) -> bool:
+        limit = self.options.max_windows
+        return limit is not None and device.pipelines[task].windows >= limit
+
+    def _run_paced(self, deadline: float, mono0: float, wall0: float) -> None:
+        heap = self._schedule()
+        while heap and not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            due, order, slot = heap[0]
+            if due > now:
+                self.loop.run_once(min(due, deadline) - now)
+                continue
+            heapq.heappop(heap)
+            self.max_lag_ms = max(self.max_lag_ms, (now - due) * 1000)
+            end_ms = int((wall0 + (due - mono0)) * 1000)
+            if slot.device.run_window(slot.task, end_ms) and not self._limit_reached(
+                slot.device, slot.task
+            ):
+                slot.due = due + slot.interval
+                heapq.heappush(heap, (slot.due, order, slot))
+
+    def _run_fast(self, deadline: float) -> None:
+        active = [(d, t) for d in self.devices for t in d.pipelines]
+        backlog = 2 * max(d.publisher.max_unacked for d in self.devices)
+        while active and not self.stop_event.is_set() and time.monotonic() < deadline:
+            still = []
+            for device, task in active:
+                if len(device.publisher.spool) >= backlog:
+                    still.append((device, task))  # back-pressure: let the broker catch up
+                    continue
+                if device.run_window(task) and not self._limit_reached(device, task):
+                    still.append((device, task))
+            active = still
+            self.loop.run_once(0)
+
+    def _deliver(self) -> int:
+        """Wait (up to ``drain_timeout_s``) until every queued message is acknowledged."""
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        while time.monotonic() < deadline:
+            remaining = sum(len(d.publisher.spool) for d in self.devices)
+            if remaining == 0:
+                break
+            self.loop.run_once(0.02)
+        remaining = sum(len(d.publisher.spool) for d in self.devices)
+        if remaining:
+            log.warning(
+                "%d message(s) not acknowledged by %s within %.0f s; they stay in %s and are sent "
+                "by the next run with the same --state-dir",
+                remaining,
+                self.address.url,
+                self.options.drain_timeout_s,
+                self.spool_db.path,
+            )
+        return remaining
+
+    def close(self) -> None:
+        """Publish ``offline``, disconnect every device and close the outbox file."""
+        for device in self.devices:
+            device.close()
+        self.loop.flush(timeout=5.0)
+        self.loop.close()
+        self.spool_db.close()
+
+    def _report(self, produced_s: float, undelivered: int) -> dict[str, Any]:
+        per_task: dict[str, dict[str, Any]] = {}
+        for device in self.devices:
+            for task, pipeline in device.pipelines.items():
+                entry = per_task.setdefault(
+                    task,
+                    {
+                        "windows": 0,
+                        "invalid": 0,
+                        "events": 0,
+                        "features": [],
+                        "invoke": [],
+                        "total": [],
+                    },
+                )
+                entry["windows"] += pipeline.windows
+                entry["invalid"] += pipeline.invalid
+                entry["events"] += pipeline.events
+                for timing in pipeline.timings:
+                    if timing.invoke:
+                        entry["features"].append(timing.features)
+                        entry["invoke"].append(timing.invoke)
+                    entry["total"].append(timing.total)
+        tasks = {}
+        for task, entry in per_task.items():
+            tasks[task] = {
+                "windows": entry["windows"],
+                "invalid_windows": entry["invalid"],
+                "events": entry["events"],
+                "windows_per_s": round(entry["windows"] / produced_s, 2) if produced_s else None,
+                "median_ms": {
+                    "features": _median(entry["features"]),
+                    "invoke": _median(entry["invoke"]),
+                    "total": _median(entry["total"]),
+                },
+                "p99_ms": {"total": _p99(entry["total"])},
+            }
+        windows = sum(t["windows"] for t in tasks.values())
+        return {
+            "broker": self.address.url,
+            "devices": len(self.devices),
+            "tasks": sorted(tasks),
+            "mode": "fast"
+            if self.options.fast
+            else (f"{self.options.rate_hz:g} Hz" if self.options.rate_hz else "real time"),
+            "seconds": round(produced_s, 3),
+            "windows": windows,
+            "inferences_per_s": round(windows / produced_s, 1) if produced_s else None,
+            "published": {
+                "predictions": sum(d.publisher.enqueued["prediction"] for d in self.devices),
+                "events": sum(d.publisher.enqueued["event"] for d in self.devices),
+                "acknowledged": sum(d.publisher.delivered["message"] for d in self.devices),
+                "undelivered": undelivered,
+                "dropped_outbox_full": sum(d.publisher.spool.dropped for d in self.devices),
+            },
+            "reconnects": sum(max(0, d.publisher.connection.connects - 1) for d in self.devices),
+            "max_schedule_lag_ms": None if self.options.fast else round(self.max_lag_ms, 2),
+            "per_task": tasks,
+        }
+
+
+def run_fleet(options: FleetOptions, source_factory: SourceFactory | None = None) -> dict[str, Any]:
+    """Build, run and close a fleet; SIGTERM stops it gracefully (delivers, says offline)."""
+    fleet = Fleet(options, source_factory)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: fleet.stop())
+    try:
+        return fleet.run()
+    finally:
+        fleet.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
