@@ -534,8 +534,8 @@ def publish_rollout(
     devices = [topics.check_id(d) for d in device_ids]
     if not devices:
         raise ConfigError("no devices given: pass --devices ID[,ID…]")
-    if chunk_bytes < 1024:
-        raise ConfigError("chunk size must be at least 1024 bytes")
+    if chunk_bytes < 256:
+        raise ConfigError("chunk size must be at least 256 bytes")
     bundle = load_bundle(bundle_dir)
     offer, chunks = build_offer(bundle, key, chunk_bytes)
     rollout_id = uuid.uuid4().hex[:12]

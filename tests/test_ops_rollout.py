@@ -1,0 +1,214 @@
+"""Model rollout over real mosquitto: accepted bundles are stored and swapped, bad ones refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from ops_fixtures import air_quality_bundle, close, connect, subscribe, tiny_model
+
+from device_sim.bundle import SCHEMA_VERSION, load_bundle, sha256_bytes
+from device_sim.mqtt import rollout
+from device_sim.mqtt.broker import MosquittoBroker
+from tinyfleet.cli import main
+
+KEY = b"0123456789abcdef0123456789abcdef"
+
+
+class RecordingDevice:
+    """The one method the receiver needs from the device runtime; records each request."""
+
+    def __init__(self) -> None:
+        self.swaps: list[tuple[str, str]] = []
+
+    def request_model_swap(self, task, bundle) -> None:
+        self.swaps.append((task, bundle.version))
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """mosquitto + one device (dev-1, running air_quality v1) listening for rollouts."""
+    broker = MosquittoBroker(tmp_path / "broker").start()
+    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
+    device = RecordingDevice()
+    client, rc = connect(broker.port, client_id="dev-1")
+    assert rc == 0
+
+    def publish(topic, payload, qos, retain):
+        return client.publish(topic, payload, qos=qos, retain=retain)
+
+    receiver = rollout.RolloutReceiver(
+        "dev-1", tmp_path / "models", device, publish, {"air_quality": old}, key=KEY
+    )
+    client.on_message = lambda c, u, m: receiver.handle(m.topic, bytes(m.payload))
+    subscribe(client, receiver.topic_filter)
+    yield broker, receiver, device, tmp_path
+    close(client)
+    broker.close()
+
+
+def _new_bundle(tmp_path, version="v2"):
+    return air_quality_bundle(tmp_path / version, tiny_model(seed=1), version=version)
+
+
+def test_signed_bundle_is_applied_stored_and_reported(fleet, capsys):
+    broker, receiver, device, tmp_path = fleet
+    new = _new_bundle(tmp_path)
+    key_file = tmp_path / "rollout.key"
+    key_file.write_bytes(KEY + b"\n")
+    status = main(
+        [
+            "rollout",
+            "--bundle",
+            str(new.directory),
+            "--devices",
+            "dev-1",
+            "--broker",
+            broker.url,
+            "--key",
+            str(key_file),
+            "--timeout",
+            "20",
+            "--json",
+        ]
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0, result
+    report = result["devices"]["dev-1"]
+    assert report["state"] == "applied"
+    assert report["running"] == new.identity()
+    assert device.swaps == [("air_quality", "v2")]
+    stored = rollout.current_bundle_dir(tmp_path / "models", "air_quality")
+    assert stored is not None and load_bundle(stored).model_sha256 == new.model_sha256
+    assert receiver.running["air_quality"].version == "v2"
+
+
+def test_large_bundle_arrives_in_chunks(fleet):
+    broker, receiver, device, tmp_path = fleet
+    new = _new_bundle(tmp_path)
+    result = rollout.publish_rollout(
+        broker.url, new.directory, ["dev-1"], KEY, timeout=20, chunk_bytes=512
+    )
+    assert result.ok, result.reports
+    assert len(new.model_bytes()) > 2 * 512  # so it really took several chunks
+    assert device.swaps == [("air_quality", "v2")]
+
+
+def _publish_raw(broker, offer, chunks, rollout_id="deadbeef0001"):
+    client, rc = connect(broker.port)
+    assert rc == 0
+    infos = [client.publish(rollout.offer_topic("dev-1", rollout_id), json.dumps(offer), qos=1)]
+    for i, chunk in enumerate(chunks):
+        infos.append(client.publish(rollout.chunk_topic("dev-1", rollout_id, i), chunk, qos=1))
+    for info in infos:
+        info.wait_for_publish(5)
+    close(client)
+
+
+def _wait_report(receiver, n=1, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(receiver.reports) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(receiver.reports) >= n, "the device sent no report"
+    return receiver.reports[-1]
+
+
+def test_tampered_model_is_refused_and_old_model_keeps_running(fleet):
+    broker, receiver, device, tmp_path = fleet
+    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), KEY, 1024)
+    flipped = bytearray(chunks[-1])
+    flipped[-1] ^= 0x01
+    _publish_raw(broker, offer, [*chunks[:-1], bytes(flipped)])
+    report = _wait_report(receiver)
+    assert report["state"] == "refused" and report["code"] == "sha256_mismatch"
+    assert report["running"]["version"] == "v1"
+    assert device.swaps == []
+    assert rollout.current_bundle_dir(tmp_path / "models", "air_quality") is None
+
+
+@pytest.mark.parametrize("sender_key", [b"another key of 32 bytes, wrong!!", None])
+def test_wrong_or_missing_signature_is_refused(fleet, sender_key):
+    broker, receiver, device, tmp_path = fleet
+    result = rollout.publish_rollout(
+        broker.url, _new_bundle(tmp_path).directory, ["dev-1"], sender_key
+    )
+    report = result.reports["dev-1"]
+    assert not result.ok
+    assert report["code"] == ("signature_invalid" if sender_key else "signature_missing")
+    assert device.swaps == []
+
+
+def _resigned(offer, manifest: dict) -> dict:
+    text = json.dumps(manifest)
+    digest = sha256_bytes(text.encode())
+    return {
+        **offer,
+        "manifest": text,
+        "manifest_sha256": digest,
+        "signature": rollout.sign(KEY, offer["task"], digest, offer["model_sha256"]),
+    }
+
+
+def test_schema_mismatch_and_wrong_task_are_refused_even_when_signed(fleet):
+    broker, receiver, device, tmp_path = fleet
+    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), KEY, 1024)
+    manifest = json.loads(offer["manifest"])
+    _publish_raw(
+        broker, _resigned(offer, {**manifest, "schema_version": SCHEMA_VERSION + 1}), chunks
+    )
+    assert _wait_report(receiver, 1)["code"] == "schema_mismatch"
+
+    # a KWS bundle offered to a device that runs only air_quality
+    kws = _resigned({**offer, "task": "kws"}, {**manifest, "task": "kws"})
+    _publish_raw(broker, kws, chunks, rollout_id="deadbeef0002")
+    report = _wait_report(receiver, 2)
+    assert report["code"] == "wrong_task" and "runs air_quality" in report["reason"]
+
+    # the manifest says air_quality, the offer says kws
+    mismatch = _resigned({**offer, "task": "kws"}, manifest)
+    _publish_raw(broker, mismatch, chunks, rollout_id="deadbeef0003")
+    assert _wait_report(receiver, 3)["code"] == "wrong_task"
+    assert device.swaps == []
+
+
+def test_bundle_whose_model_does_not_fit_its_front_end_is_refused(fleet):
+    broker, receiver, device, tmp_path = fleet
+    wrong = air_quality_bundle(tmp_path / "bad", tiny_model(n_inputs=5), version="bad")
+    result = rollout.publish_rollout(broker.url, wrong.directory, ["dev-1"], KEY, timeout=20)
+    report = result.reports["dev-1"]
+    assert report["code"] == "bundle_invalid" and "shape" in report["reason"]
+    assert device.swaps == [] and receiver.running["air_quality"].version == "v1"
+
+
+def test_operator_refuses_to_send_a_corrupted_bundle(tmp_path):
+    bundle = air_quality_bundle(tmp_path / "b", tiny_model(), version="v1")
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle.directory, copy)
+    data = bytearray((copy / "model.tflite").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.tflite").write_bytes(bytes(data))
+    with pytest.raises(Exception, match="does not match its bundle"):
+        rollout.publish_rollout("mqtt://127.0.0.1:1", copy, ["dev-1"])
+
+
+def test_unanswered_devices_are_reported_and_exit_status_is_nonzero(fleet, capsys):
+    broker, receiver, device, tmp_path = fleet
+    new = _new_bundle(tmp_path)
+    status = main(
+        [
+            "rollout",
+            "--bundle",
+            str(new.directory),
+            "--devices",
+            "ghost",
+            "--broker",
+            broker.url,
+            "--timeout",
+            "1",
+        ]
+    )
+    assert status == 1
+    assert "ghost: no answer" in capsys.readouterr().out
