@@ -180,29 +180,51 @@ def metrics_section(bundle: Bundle) -> Section:
         return Section("metrics", "Float vs int8", _note("the bundle records no metrics"))
     rows = [(k, float_m.get(k, "—"), int8_m[k]) for k in names]
     body = _table(rows, ("metric", "float", "int8"))
-    numeric = {k: v for k, v in int8_m.items() if isinstance(v, (int, float))}
+    # Counts and thresholds would dwarf rates on one axis; the table above has them all.
+    numeric = {
+        k: v
+        for k, v in int8_m.items()
+        if isinstance(v, (int, float))
+        and not k.startswith(("n_", "target_"))
+        and "threshold" not in k
+    }
     if any(isinstance(float_m.get(k), (int, float)) for k in numeric):
         body += _img(metric_bars(float_m, numeric), "float vs int8 metrics")
     return Section("metrics", "Float vs int8 (same held-out rows)", body)
 
 
-def task_section(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> Section:
+@dataclass
+class Int8Run:
+    """The int8 model's outputs on (the first rows of) the held-out set, with those rows."""
+
+    evaluation: dict[str, np.ndarray]
+    outputs: np.ndarray
+    total_rows: int
+
+
+def run_int8(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> Int8Run | None:
+    """Run the bundle's int8 model on up to ``MAX_EVAL_ROWS`` held-out windows (None: no data)."""
+    if evaluation is None or "x" not in evaluation:
+        return None
+    x = np.asarray(evaluation["x"], dtype=np.float32)
+    rows = min(len(x), MAX_EVAL_ROWS)
+    subset = {k: v[:rows] for k, v in evaluation.items() if len(v) == len(x)}
+    return Int8Run(subset, int8_outputs(bundle, x[:rows]), len(x))
+
+
+def task_section(bundle: Bundle, run: Int8Run | None) -> Section:
     titles = {
         "kws": "Confusion matrix (int8)",
         "vibration": "ROC and anomaly scores (int8)",
         "air_quality": "Predicted vs reference over time (int8)",
     }
     title = titles[bundle.task]
-    if evaluation is None or "x" not in evaluation:
+    if run is None:
         return Section("task", title, _note(f"needs {EVALUATION_FILE} with held-out inputs 'x'"))
-    x = np.asarray(evaluation["x"], dtype=np.float32)
-    rows = min(len(x), MAX_EVAL_ROWS)
-    outputs = int8_outputs(bundle, x[:rows])
-    subset = {k: v[:rows] for k, v in evaluation.items() if len(v) == len(x)}
     builder = {"kws": _kws_chart, "vibration": _vibration_chart, "air_quality": _air_chart}
-    body = builder[bundle.task](bundle, subset, outputs)
-    if rows < len(x):
-        body += _note(f"computed on the first {rows} of {len(x)} held-out windows")
+    body = builder[bundle.task](bundle, run.evaluation, run.outputs)
+    if len(run.outputs) < run.total_rows:
+        body += _note(f"computed on the first {len(run.outputs)} of {run.total_rows} windows")
     return Section("task", title, body)
 
 
@@ -339,12 +361,15 @@ def _measure_arena_now(bundle: Bundle) -> tuple[int | None, str]:
     return int(measurement.arena_bytes), "measured in TFLM now (the bundle had no arena_bytes)"
 
 
-def explanation_section(bundle: Bundle) -> Section:
+def explanation_section(bundle: Bundle, run: Int8Run | None) -> Section:
     from training.report_charts import importance_bars
 
     found = list(
         _importance_tables({"head": bundle.head, "extra": bundle.extra, "metrics": bundle.metrics})
     )
+    if bundle.task == "vibration" and run is not None:
+        found.append(_vibration_band_shares(bundle, run))
+    found = [f for f in found if f is not None]
     if not found:
         return Section(
             "explanation",
@@ -353,8 +378,32 @@ def explanation_section(bundle: Bundle) -> Section:
         )
     body = ""
     for where, names, values in found[:4]:
-        body += _img(importance_bars(names, values, where), f"importance {where}")
+        top = np.argsort(values)[::-1][:24]
+        body += _img(
+            importance_bars([names[i] for i in top], [values[i] for i in top], where),
+            f"importance {where}",
+        )
     return Section("explanation", "Explanation (band / input importance)", body)
+
+
+def _vibration_band_shares(
+    bundle: Bundle, run: Int8Run
+) -> tuple[str, list[str], list[float]] | None:
+    """Each feature's share of the int8 reconstruction error on anomalous windows.
+
+    This is the device's per-window explanation (``TaskRuntime.explain``) averaged over the
+    held-out anomalous windows: which bands carry the faults the model flags.
+    """
+    names = bundle.head.get("feature_names")
+    classes = run.evaluation.get("class_index")
+    if not names or classes is None or not np.any(classes > 0):
+        return None
+    x = np.asarray(run.evaluation["x"], np.float64).reshape(len(run.outputs), -1)
+    errors = (x - run.outputs.reshape(len(x), -1)) ** 2
+    anomalous = errors[classes > 0]
+    shares = anomalous / np.maximum(anomalous.sum(axis=1, keepdims=True), 1e-12)
+    title = "share of the int8 anomaly score per feature, mean over anomalous held-out windows"
+    return title, list(names), [float(v) for v in shares.mean(axis=0)]
 
 
 def _importance_tables(tree: Any, path: str = "") -> Any:
@@ -425,15 +474,16 @@ def render_html(bundle: Bundle, sections: list[Section]) -> str:
 
 def build_sections(bundle: Bundle) -> list[Section]:
     evaluation = load_evaluation(bundle)
+    run = run_int8(bundle, evaluation)
     return [
         summary_section(bundle),
         data_section(bundle, evaluation),
         training_section(bundle),
         metrics_section(bundle),
-        task_section(bundle, evaluation),
+        task_section(bundle, run),
         layers_section(bundle),
         budget_section(bundle),
-        explanation_section(bundle),
+        explanation_section(bundle, run),
         provenance_section(bundle),
     ]
 

@@ -209,10 +209,12 @@ def budget_bars(
     flash_share = [100 * flash_bytes / t["flash_bytes"] for t in targets]
     y = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(8, 0.8 + 0.55 * len(names)))
-    ax.barh(y - 0.2, flash_share, 0.4, label="model flash", color=_COLORS["float"])
+    bars = ax.barh(y - 0.2, flash_share, 0.4, label="model flash", color=_COLORS["float"])
+    ax.bar_label(bars, fmt="%.1f%%", fontsize=7)
     if ram_bytes is not None:
         ram_share = [100 * ram_bytes / t["ram_bytes"] for t in targets]
-        ax.barh(y + 0.2, ram_share, 0.4, label="tensor arena (RAM)", color=_COLORS["int8"])
+        bars = ax.barh(y + 0.2, ram_share, 0.4, label="tensor arena (RAM)", color=_COLORS["int8"])
+        ax.bar_label(bars, fmt="%.1f%%", fontsize=7)
     ax.axvline(100, color=_COLORS["bad"], ls="--")
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()

@@ -15,7 +15,6 @@ logic is easy to test and reuse in benchmarks and reports.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,6 +170,9 @@ def metric_direction(name: str) -> str:
     return "minimize" if any(lowered.startswith(p) for p in _MINIMISED) else "maximize"
 
 
+UNMEASURED = 1e18
+
+
 @dataclass(frozen=True)
 class Budget:
     """An MCU budget in bytes (flash for the model, RAM for the TFLM tensor arena) and MACs."""
@@ -180,14 +182,19 @@ class Budget:
     macs: int | None = None
 
     def violations(self, measured: Mapping[str, Any]) -> list[float]:
-        """Optuna constraint values: ≤ 0 means within budget (units: bytes, bytes, MACs)."""
-        values = [
+        """Optuna constraint values: ≤ 0 means within budget (bytes, bytes, MACs over budget).
+
+        Always three values (MACs count 0 without a MACs budget), so a study resumed with a
+        different set of budget flags stores constraints of the same shape.
+        """
+        macs_over = 0.0
+        if self.macs is not None:
+            macs_over = _or_inf(measured.get("macs")) - self.macs
+        return [
             float(measured["flash_bytes"]) - self.flash_bytes,
             _or_inf(measured.get("arena_bytes")) - self.arena_bytes,
+            macs_over,
         ]
-        if self.macs is not None:
-            values.append(_or_inf(measured.get("macs")) - self.macs)
-        return values
 
     def fits(self, measured: Mapping[str, Any]) -> bool:
         return all(v <= 0 for v in self.violations(measured))
@@ -197,8 +204,8 @@ class Budget:
 
 
 def _or_inf(value: Any) -> float:
-    """An unmeasured resource can never be shown to fit a budget."""
-    return math.inf if value is None else float(value)
+    """An unmeasured resource can never be shown to fit a budget (finite: SQLite stores it)."""
+    return UNMEASURED if value is None else float(value)
 
 
 def pareto_front(

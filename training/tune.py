@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ PARETO_PNG = "pareto.png"
 BEST_DIR = "best"
 TRIALS_DIR = "trials"
 STUDY_FILE = "study.db"
+CONSTRAINT_NAMES = ("flash_over_bytes", "arena_over_bytes", "macs_over")
 DISTILL_SPACE = {"distill_temperature": (1.0, 8.0), "distill_weight": (0.0, 1.0)}
 
 
@@ -97,6 +99,21 @@ def measure_bundle(bundle: Bundle) -> dict[str, Any]:
     return measured
 
 
+def _check_measurable(budget: Budget) -> None:
+    """Fail before the first trial, not after it trained, when a budget cannot be measured."""
+    import importlib.util
+
+    from firmware_bridge.arena import tflm_available
+
+    if not tflm_available():
+        raise ConfigError(
+            "tune measures every trial's TFLM arena and tflite-micro is not installed: "
+            "`pip install tflite-micro` (x86_64 Linux)"
+        )
+    if budget.macs is not None and importlib.util.find_spec("firmware_bridge.profile") is None:
+        raise ConfigError("--macs needs firmware_bridge.profile to count MACs; drop --macs")
+
+
 def _headline(metrics: Mapping[str, Any]) -> tuple[str, float]:
     """The task's headline metric: by contract the first key ``score()`` returns."""
     if not metrics:
@@ -146,13 +163,16 @@ class _TrialRunner:
         measured = measure_bundle(bundle)
         metric, value = _headline(bundle.metrics["int8"])
         seconds = time.perf_counter() - started
+        trial.set_user_attr("knobs", values)
         trial.set_user_attr("metric_name", metric)
         trial.set_user_attr("int8_metrics", bundle.metrics["int8"])
         trial.set_user_attr("float_metrics", bundle.metrics.get("float", {}))
         trial.set_user_attr("measured", measured)
         trial.set_user_attr("bundle", str(out))
         trial.set_user_attr("seconds", round(seconds, 1))
-        trial.set_user_attr("constraints", self.request.budget.violations(measured))
+        budget = self.request.budget
+        for name, over in zip(CONSTRAINT_NAMES, budget.violations(measured), strict=True):
+            trial.set_constraint(name, over)  # > 0: over budget by this much → infeasible
         log.info(
             "trial %d: int8 %s=%.4f, flash %d B, arena %s B, MACs %s (%.0f s)",
             trial.number,
@@ -166,28 +186,19 @@ class _TrialRunner:
         return value, float(measured["flash_bytes"])
 
 
-def _constraints(trial: Any) -> list[float]:
-    return list(trial.user_attrs.get("constraints", [float("inf")]))
-
-
 def open_study(request: TuneRequest, direction: str) -> Any:
     """Create or resume the study; refuse a resumed study whose directions differ."""
     import optuna
 
     request.out.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        request.storage_url,
-        heartbeat_interval=30,
-        grace_period=120,
-        failed_trial_callback=None,
-    )
-    sampler = optuna.samplers.TPESampler(
-        seed=request.seed,
-        constraints_func=_constraints,
-        n_startup_trials=4,
-        multivariate=True,
-        warn_independent_sampling=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # The heartbeat marks a trial whose process died (Ctrl-C, OOM, power cut) as failed on the
+        # next run, so a resumed study does not keep a trial RUNNING forever.
+        storage = optuna.storages.RDBStorage(
+            request.storage_url, heartbeat_interval=30, grace_period=120
+        )
+    sampler = optuna.samplers.TPESampler(seed=request.seed, n_startup_trials=4, multivariate=True)
     try:
         study = optuna.create_study(
             study_name=request.name,
@@ -245,6 +256,7 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     if not space:
         raise ConfigError(f"task {request.task} declares no SEARCH_SPACE: nothing to tune")
     knobs = parse_space(space, dict(request.knob_overrides))
+    _check_measurable(request.budget)
     request.out.mkdir(parents=True, exist_ok=True)
     study = open_study(request, _probe_direction(request))
     before = len(study.trials)
@@ -272,7 +284,7 @@ def trial_records(study: Any, budget: Budget) -> list[dict[str, Any]]:
         records.append(
             {
                 "trial": trial.number,
-                "knobs": trial.params,
+                "knobs": trial.user_attrs.get("knobs", trial.params),
                 "metric": metric,
                 metric: trial.values[0],
                 "int8": trial.user_attrs.get("int8_metrics", {}),
