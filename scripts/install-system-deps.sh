@@ -3,7 +3,7 @@
 # mosquitto(-clients): the MQTT broker the project starts itself on loopback.
 # espeak-ng, flite, festival + an HTS voice: offline speech synthesis for the KWS corpus.
 set -euo pipefail
-packages=(mosquitto mosquitto-clients espeak-ng flite festival festvox-us-slt-hts gcc g++ make)
+packages=(mosquitto mosquitto-clients espeak-ng flite festival festvox-us-slt-hts gcc g++ make chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
