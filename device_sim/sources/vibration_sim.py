@@ -131,6 +131,16 @@ class OperatingSchedule:
         return np.interp(t, self._times, self._speeds), np.interp(t, self._times, self._loads)
 
 
+class ConstantSchedule:
+    """A machine held at one speed (Hz) and load: for tests and for envelope-spectrum checks."""
+
+    def __init__(self, speed_hz: float, load: float = 0.7) -> None:
+        self.speed_hz, self.load = float(speed_hz), float(load)
+
+    def at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.full_like(t, self.speed_hz), np.full_like(t, self.load)
+
+
 class _Resonator:
     """A damped second-order mode, impulse response peak ≈ 1, with its state carried across chunks."""
 
@@ -164,19 +174,22 @@ class MachineSimulator:
         *,
         seed: int = 0,
         fault: FaultSchedule | None = None,
-        schedule: OperatingSchedule | None = None,
+        schedule: OperatingSchedule | ConstantSchedule | None = None,
     ) -> None:
         self.config = config or SimulatorConfig()
         self.fault = fault or FaultSchedule()
-        self._rng = np.random.default_rng(seed)
-        rng = self._rng
+        # one independent stream per noise source, so the output does not depend on chunking
+        streams = np.random.SeedSequence(seed).spawn(6)
+        rng = np.random.default_rng(streams[0])
+        self._noise_rng = [np.random.default_rng(s) for s in streams[1:4]]
         self.schedule = schedule or OperatingSchedule(
-            np.random.default_rng(rng.integers(2**32)), self.config
+            np.random.default_rng(streams[4]), self.config
         )
+        impact_rng = np.random.default_rng(streams[5])
         fs, axes = self.config.sample_rate, self.config.axes
-        # this machine's own mix: ±15 % per component, so normal data is not one exact spectrum
+        # unit-to-unit spread of identical machines: ±5 % per component
         self._gain = dict(
-            zip(("h1", "h2", "hk", "noise", "low"), rng.lognormal(0, 0.15, 5), strict=True)
+            zip(("h1", "h2", "hk", "noise", "low"), rng.lognormal(0, 0.05, 5), strict=True)
         )
         self._harmonic_phase = rng.uniform(0, 2 * np.pi, 12)
         self._resonance = _Resonator(
@@ -188,8 +201,11 @@ class MachineSimulator:
         self._low_mode = _Resonator(self.config.low_mode_hz, 0.08, fs, axes)
         self._rattle_mode = _Resonator(self.config.low_mode_hz, 0.08, fs, axes)
         self._time_s = 0.0
+        self._sample = 0
         self._shaft_cycles = 0.0
         self._impact_cycles = 0.0
+        self._bearing_train = _ImpactTrain(impact_rng)
+        self._rattle_train = _ImpactTrain(impact_rng)
         self._orders = self.config.bearing.fault_orders()
 
     @property
@@ -199,7 +215,7 @@ class MachineSimulator:
 
     def render(self, n: int) -> np.ndarray:
         cfg = self.config
-        fs, rng = cfg.sample_rate, self._rng
+        fs = cfg.sample_rate
         t = self._time_s + np.arange(n) / fs
         speed, load = self.schedule.at(t)
         severity = self.fault.severity_at(t)
@@ -218,36 +234,36 @@ class MachineSimulator:
             return np.cos(phase), np.sin(phase)
 
         c1, s1 = harmonic(1, 0)
-        a1 = 0.03 * g["h1"] * s2 * (1 + 4.0 * sev["imbalance"] + 1.0 * sev["misalignment"])
+        a1 = 0.03 * g["h1"] * s2 * (1 + 1.5 * sev["imbalance"] + 0.5 * sev["misalignment"])
         out += a1 * radial * np.stack([c1, s1, c1])[: cfg.axes]
         c2, s2_ = harmonic(2, 1)
-        a2 = 0.012 * g["h2"] * s2 * (1 + 4.0 * sev["misalignment"])
-        a2_axial = 0.006 * g["h2"] * s2 * (1 + 12.0 * sev["misalignment"])
+        a2 = 0.012 * g["h2"] * s2 * (1 + 2.0 * sev["misalignment"])
+        a2_axial = 0.006 * g["h2"] * s2 * (1 + 5.0 * sev["misalignment"])
         out += a2 * radial * np.stack([c2, s2_, c2])[: cfg.axes]
         out += a2_axial * axial * np.stack([s2_, c2, s2_])[: cfg.axes]
         for k in range(3, 9):
             ck, sk = harmonic(k, k)
-            ak = 0.006 * g["hk"] * s2 / k * (1 + 6.0 * sev["looseness"] * k / 3)
+            ak = 0.006 * g["hk"] * s2 / k * (1 + 2.0 * sev["looseness"] * k / 3)
             out += ak * radial * np.stack([ck, sk, ck])[: cfg.axes]
         if np.any(sev["looseness"]):
             for j, order in enumerate((0.5, 1.5, 2.5)):
                 ch, sh = harmonic(order, 9 + j)
-                out += 0.02 * sev["looseness"] * s2 * radial * np.stack([ch, sh, ch])[: cfg.axes]
-            rattle = self._impulses(shaft, self._shaft_cycles, 1.0, n)
-            out += self._rattle_mode(rattle * 0.6 * sev["looseness"] * s2 * radial)
+                out += 0.008 * sev["looseness"] * s2 * radial * np.stack([ch, sh, ch])[: cfg.axes]
+            rattle = self._rattle_train(shaft, self._shaft_cycles, self._sample, cfg.axes)
+            out += self._rattle_mode(rattle * 0.3 * sev["looseness"] * s2 * radial)
 
         # broadband: friction/flow noise ringing the housing resonance, a low mode, sensor noise
         level = (speed / REFERENCE_SPEED_HZ) * (0.6 + 0.4 * load)
-        noise = rng.standard_normal((cfg.axes, n)) * level
+        noise = self._noise_rng[0].standard_normal((n, cfg.axes)).T * level
         out += self._resonance(noise * 0.012 * g["noise"] / self._resonance.noise_gain)
-        low = rng.standard_normal((cfg.axes, n)) * level
+        low = self._noise_rng[1].standard_normal((n, cfg.axes)).T * level
         out += self._low_mode(low * 0.01 * g["low"] / self._low_mode.noise_gain)
 
         bearing = {"outer_race": "bpfo", "inner_race": "bpfi", "ball": "bsf"}.get(kind)
         if bearing is not None:
             order = self._orders[bearing] * (2.0 if bearing == "bsf" else 1.0)
             cycles = self._impact_cycles + np.cumsum(speed * order) / fs
-            impacts = self._impulses(cycles, self._impact_cycles, 1.0, n)
+            impacts = self._bearing_train(cycles, self._impact_cycles, self._sample, cfg.axes)
             if bearing == "bpfi":
                 impacts *= 1 + 0.8 * np.cos(theta)  # defect passes the load zone once a turn
             elif bearing == "bsf":
@@ -257,23 +273,54 @@ class MachineSimulator:
             out += self._impact_mode(impacts * amplitude * path)
             self._impact_cycles = float(cycles[-1])
 
-        out += rng.standard_normal((cfg.axes, n)) * cfg.sensor_noise_g
+        out += self._noise_rng[2].standard_normal((n, cfg.axes)).T * cfg.sensor_noise_g
         self._shaft_cycles = float(shaft[-1])
-        self._time_s += n / fs
+        self._sample += n
+        self._time_s = self._sample / fs
         np.clip(out, -cfg.full_scale_g, cfg.full_scale_g, out=out)
         return out.T.astype(np.float32)
 
-    def _impulses(self, cycles: np.ndarray, start: float, height: float, n: int) -> np.ndarray:
-        """Unit impacts where ``cycles`` crosses an integer, jittered ±1 % of a period, ±20 % high."""
-        previous = np.concatenate([[start], cycles[:-1]])
-        where = np.nonzero(np.floor(cycles) > np.floor(previous))[0]
+
+class _ImpactTrain:
+    """Unit impacts each time a cycle counter passes an integer, with the timing jitter of slipping
+    rolling elements (±1 % of a period) and ±20 % amplitude spread.
+
+    Jitter and amplitude are tables indexed by impact number and impacts are delayed by a fixed 4 %
+    of a period, so every jittered impact lands at or after its crossing and a pending impact is
+    carried into the next chunk: the train does not depend on how rendering is chunked.
+    """
+
+    _TABLE = 4096
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._jitter = np.clip(rng.normal(0.0, 0.01, self._TABLE), -0.03, 0.03) + 0.04
+        self._height = rng.uniform(0.8, 1.2, self._TABLE)
+        self._pending: list[tuple[int, float]] = []  # (absolute sample, height)
+
+    def __call__(
+        self, cycles: np.ndarray, start: float, first_sample: int, axes: int
+    ) -> np.ndarray:
+        n = len(cycles)
+        first, last = int(np.floor(start)) + 1, int(np.floor(cycles[-1]))
+        if last >= first:
+            numbers = np.arange(first, last + 1)
+            crossings = np.searchsorted(cycles, numbers)  # index of the first sample past k
+            previous = np.concatenate([[start], cycles[:-1]])
+            period = 1.0 / np.maximum(cycles[crossings] - previous[crossings], 1e-9)  # samples
+            shift = np.round(self._jitter[numbers % self._TABLE] * period).astype(int)
+            heights = self._height[numbers % self._TABLE]
+            self._pending += list(
+                zip((first_sample + crossings + shift).tolist(), heights.tolist(), strict=True)
+            )
         train = np.zeros(n)
-        if len(where):
-            period = n / max(float(cycles[-1] - start), 1e-9)  # samples per impact
-            jitter = np.round(self._rng.normal(0, 0.01 * period, len(where))).astype(int)
-            where = np.clip(where + jitter, 0, n - 1)
-            np.add.at(train, where, height * self._rng.uniform(0.8, 1.2, len(where)))
-        return np.broadcast_to(train, (self.config.axes, n)).copy()
+        keep = []
+        for sample, height in self._pending:
+            if sample < first_sample + n:
+                train[max(sample - first_sample, 0)] += height
+            else:
+                keep.append((sample, height))
+        self._pending = keep
+        return np.broadcast_to(train, (axes, n)).copy()
 
 
 def simulate_recording(
