@@ -236,11 +236,13 @@ class Device:
 
         def announce(*_: Any) -> None:
             bundles = [p.bundle for p in self.pipelines.values()]
-            for topic, payload, retain in ha.discovery_messages(self.device_id, bundles):
-                self.publisher.publish_now(topic, payload, 1, retain)
+            for message in ha.discovery_messages(self.device_id, bundles):
+                self.publisher.publish_now(
+                    message.topic, message.payload, message.qos, message.retain
+                )
 
         def on_ha_status(message) -> None:
-            if message.payload.strip() == b"online":
+            if ha.is_ha_online(message.payload):
                 announce()
 
         self.publisher.connection.on_connected.append(announce)

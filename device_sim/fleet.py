@@ -15,8 +15,10 @@ than ``2 × max_unacked`` messages waits).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
+import multiprocessing
 import random
 import signal
 import statistics
@@ -67,6 +69,7 @@ class FleetOptions:
     source_kind: str = "sim"
     source_path: Path | None = None
     drain_timeout_s: float = 30.0
+    index_offset: int = 0  # first device index (a shard of a bigger fleet)
 
     def check(self) -> FleetOptions:
         if not self.bundles:
@@ -104,7 +107,12 @@ def _p99(values: list[float]) -> float | None:
 class Fleet:
     """Build the devices of ``options`` and run them; :meth:`run` returns a summary dict."""
 
-    def __init__(self, options: FleetOptions, source_factory: SourceFactory | None = None) -> None:
+    def __init__(
+        self,
+        options: FleetOptions,
+        source_factory: SourceFactory | None = None,
+        model_dir: Path | None = None,
+    ) -> None:
         self.options = options.check()
         self.address = parse_broker_url(options.broker_url)
         self.loop = NetworkLoop()
@@ -114,8 +122,10 @@ class Fleet:
         self.stop_event = threading.Event()
         self.max_lag_ms = 0.0
         ids = list(options.device_ids or [])
-        for index in range(options.devices):
-            device_id = ids[index] if ids else f"{options.device_prefix}-{index:03d}"
+        keep_timings = max(50, 200_000 // (options.devices * len(options.bundles)))
+        for local_index in range(options.devices):
+            index = options.index_offset + local_index
+            device_id = ids[local_index] if ids else f"{options.device_prefix}-{index:03d}"
             pipelines: list[TaskPipeline] = []
             for task_index, bundle in enumerate(options.bundles):
                 seed = options.seed * 100_003 + index * 17 + task_index
@@ -135,7 +145,7 @@ class Fleet:
                 device_id,
                 self.address,
                 Spool(self.spool_db, device_id, options.spool_max),
-                options.credentials,
+                _device_credentials(options.credentials, device_id),
                 prediction_qos=options.prediction_qos,
                 event_qos=options.event_qos,
                 expiry_s=options.expiry_s,
@@ -147,8 +157,14 @@ class Fleet:
                     publisher,
                     cache=self.cache,
                     ha_discovery=options.ha_discovery,
+                    keep_timings=keep_timings,
                 )
             )
+            if model_dir is not None:
+                from device_sim.mqtt.rollout import enable_rollout
+
+                folder = model_dir if options.devices == 1 else model_dir / device_id
+                enable_rollout(self.devices[-1], folder)
             self.loop.add(publisher.connection)
         self.loop.idle_hooks.append(self._drain_all)
 
@@ -279,10 +295,10 @@ class Fleet:
         self.spool_db.close()
 
     def _report(self, produced_s: float, undelivered: int) -> dict[str, Any]:
-        per_task: dict[str, dict[str, Any]] = {}
+        samples: dict[str, dict[str, Any]] = {}
         for device in self.devices:
             for task, pipeline in device.pipelines.items():
-                entry = per_task.setdefault(
+                entry = samples.setdefault(
                     task,
                     {
                         "windows": 0,
@@ -301,31 +317,13 @@ class Fleet:
                         entry["features"].append(timing.features)
                         entry["invoke"].append(timing.invoke)
                     entry["total"].append(timing.total)
-        tasks = {}
-        for task, entry in per_task.items():
-            tasks[task] = {
-                "windows": entry["windows"],
-                "invalid_windows": entry["invalid"],
-                "events": entry["events"],
-                "windows_per_s": round(entry["windows"] / produced_s, 2) if produced_s else None,
-                "median_ms": {
-                    "features": _median(entry["features"]),
-                    "invoke": _median(entry["invoke"]),
-                    "total": _median(entry["total"]),
-                },
-                "p99_ms": {"total": _p99(entry["total"])},
-            }
-        windows = sum(t["windows"] for t in tasks.values())
-        return {
+        raw = {
             "broker": self.address.url,
             "devices": len(self.devices),
-            "tasks": sorted(tasks),
             "mode": "fast"
             if self.options.fast
             else (f"{self.options.rate_hz:g} Hz" if self.options.rate_hz else "real time"),
             "seconds": round(produced_s, 3),
-            "windows": windows,
-            "inferences_per_s": round(windows / produced_s, 1) if produced_s else None,
             "published": {
                 "predictions": sum(d.publisher.enqueued["prediction"] for d in self.devices),
                 "events": sum(d.publisher.enqueued["event"] for d in self.devices),
@@ -335,19 +333,133 @@ class Fleet:
             },
             "reconnects": sum(max(0, d.publisher.connection.connects - 1) for d in self.devices),
             "max_schedule_lag_ms": None if self.options.fast else round(self.max_lag_ms, 2),
-            "per_task": tasks,
         }
+        return finish_report(raw, samples)
 
 
-def run_fleet(options: FleetOptions, source_factory: SourceFactory | None = None) -> dict[str, Any]:
+def finish_report(raw: dict[str, Any], samples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per-task figures (medians and p99 over the pooled per-window timings) and totals."""
+    produced_s = raw["seconds"]
+    tasks = {}
+    for task, entry in samples.items():
+        tasks[task] = {
+            "windows": entry["windows"],
+            "invalid_windows": entry["invalid"],
+            "events": entry["events"],
+            "windows_per_s": round(entry["windows"] / produced_s, 2) if produced_s else None,
+            "median_ms": {
+                "features": _median(entry["features"]),
+                "invoke": _median(entry["invoke"]),
+                "total": _median(entry["total"]),
+            },
+            "p99_ms": {"total": _p99(entry["total"])},
+        }
+    windows = sum(t["windows"] for t in tasks.values())
+    return {
+        **raw,
+        "tasks": sorted(tasks),
+        "windows": windows,
+        "inferences_per_s": round(windows / produced_s, 1) if produced_s else None,
+        "per_task": tasks,
+        "_samples": samples,
+    }
+
+
+def _device_credentials(credentials: Credentials, device_id: str) -> Credentials:
+    """Per-device user name/password: ``{device}`` in either is replaced by the device id."""
+    if "{device}" not in f"{credentials.username}{credentials.password}":
+        return credentials
+    return dataclasses.replace(
+        credentials,
+        username=(credentials.username or "").replace("{device}", device_id) or None,
+        password=(credentials.password or "").replace("{device}", device_id) or None,
+    )
+
+
+def run_fleet(
+    options: FleetOptions,
+    source_factory: SourceFactory | None = None,
+    model_dir: Path | None = None,
+    *,
+    keep_samples: bool = False,
+) -> dict[str, Any]:
     """Build, run and close a fleet; SIGTERM stops it gracefully (delivers, says offline)."""
-    fleet = Fleet(options, source_factory)
+    fleet = Fleet(options, source_factory, model_dir)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: fleet.stop())
     try:
-        return fleet.run()
+        report = fleet.run()
     finally:
         fleet.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if not keep_samples:
+        report.pop("_samples", None)
+    return report
+
+
+def _run_shard(options: FleetOptions) -> dict[str, Any]:
+    return run_fleet(options, keep_samples=True)
+
+
+def run_sharded(options: FleetOptions, processes: int) -> dict[str, Any]:
+    """Split the devices across ``processes`` worker processes (one network loop each).
+
+    Each shard has its own outbox file (``<spool_name>-<shard>.sqlite``); device ids and seeds are
+    the same as in a single-process run.
+    """
+    processes = max(1, min(processes, options.devices))
+    if processes == 1:
+        return run_fleet(options)
+    shards = []
+    start = 0
+    for shard in range(processes):
+        count = options.devices // processes + (1 if shard < options.devices % processes else 0)
+        ids = list(options.device_ids[start : start + count]) if options.device_ids else None
+        shards.append(
+            dataclasses.replace(
+                options,
+                devices=count,
+                device_ids=ids,
+                index_offset=options.index_offset + start,
+                spool_name=f"{options.spool_name}-{shard}",
+            )
+        )
+        start += count
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes) as pool:
+        reports = pool.map(_run_shard, shards)
+    samples: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for task, entry in report["_samples"].items():
+            merged = samples.setdefault(
+                task,
+                {
+                    "windows": 0,
+                    "invalid": 0,
+                    "events": 0,
+                    "features": [],
+                    "invoke": [],
+                    "total": [],
+                },
+            )
+            for key, value in entry.items():
+                merged[key] += value
+    raw = {
+        "broker": reports[0]["broker"],
+        "devices": sum(r["devices"] for r in reports),
+        "processes": processes,
+        "mode": reports[0]["mode"],
+        "seconds": max(r["seconds"] for r in reports),
+        "published": {
+            key: sum(r["published"][key] for r in reports) for key in reports[0]["published"]
+        },
+        "reconnects": sum(r["reconnects"] for r in reports),
+        "max_schedule_lag_ms": None
+        if options.fast
+        else max(r["max_schedule_lag_ms"] for r in reports),
+    }
+    report = finish_report(raw, samples)
+    report.pop("_samples")
+    return report

@@ -113,7 +113,6 @@ def new_client(
             cafile=str(credentials.ca_file) if credentials.ca_file else None
         )
         client.tls_set_context(context)
-    client.enable_logger(logging.getLogger("paho"))
     return client
 
 

@@ -1,0 +1,379 @@
+"""Fleet commands: ``broker``, ``simulate``, ``device`` and ``subscribe``.
+
+Topics and payloads are documented in ``docs/mqtt.md``. Everything here talks to brokers by URL
+(``mqtt://HOST:PORT``, ``mqtts://`` for TLS); ``tinyfleet broker`` prints the URL of a local one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from device_sim.bundle import TASKS, load_bundle
+from device_sim.errors import ConfigError
+from tinyfleet.output import add_json_flag, emit, render_mapping
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+DEFAULT_STATE_DIR = Path(".tinyfleet-state")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        default=DEFAULT_BROKER,
+        help=f"broker URL, mqtt://HOST:PORT or mqtts://HOST:PORT (default {DEFAULT_BROKER})",
+    )
+    parser.add_argument(
+        "--username", help="MQTT user name ('{device}' is replaced by each device id)"
+    )
+    parser.add_argument("--password", help="MQTT password ('{device}' is replaced likewise)")
+    parser.add_argument("--tls", action="store_true", help="use TLS (implied by mqtts:// or --ca)")
+    parser.add_argument("--ca", type=Path, help="CA certificate that signed the broker's")
+
+
+def _credentials(args: argparse.Namespace):
+    from device_sim.mqtt.client import Credentials
+
+    return Credentials(args.username, args.password, args.ca, args.tls).check()
+
+
+# -- broker -------------------------------------------------------------------------------------
+def run_broker(args: argparse.Namespace) -> int:
+    from device_sim.mqtt.broker import MosquittoBroker, mosquitto_binary, start_broker
+
+    state_dir = args.state_dir.resolve()
+    extra: list[str] = []
+    if args.secure:
+        from device_sim.mqtt.security import secure_broker_config
+
+        extra = secure_broker_config(state_dir)
+    if mosquitto_binary():
+        broker = MosquittoBroker(
+            state_dir,
+            args.port,
+            args.persistence,
+            extra,
+            websockets_port=args.websockets,
+        ).start()
+    else:
+        broker = start_broker(state_dir, args.port, args.persistence, extra)
+    scheme = "mqtts" if args.secure else "mqtt"
+    result: dict[str, Any] = {
+        "url": f"{scheme}://{broker.host}:{broker.port}",
+        "state_dir": str(state_dir),
+        "persistence": args.persistence,
+        "secure": args.secure,
+        "pid": getattr(broker, "pid", None),
+    }
+    if args.websockets:
+        result["websockets_url"] = f"ws://{broker.host}:{args.websockets}"
+    emit(result, args.json, lambda r: f"broker listening on {r['url']} (Ctrl-C stops it)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if hasattr(broker, "is_running") and not broker.is_running():
+                log.error("the broker exited; its log is in %s", state_dir)
+                return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+# -- simulate / device ---------------------------------------------------------------------------
+def _bundles(args: argparse.Namespace) -> list:
+    tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
+    for task in tasks or []:
+        if task not in TASKS:
+            raise ConfigError(f"unknown task {task!r} in --tasks; choose from {', '.join(TASKS)}")
+    if args.bundles:
+        bundles = [load_bundle(path) for path in args.bundles]
+        if tasks:
+            bundles = [b for b in bundles if b.task in tasks]
+    else:
+        root = args.artifacts
+        wanted = tasks or [t for t in TASKS if (root / t / "bundle.json").is_file()]
+        if not wanted:
+            raise ConfigError(
+                f"no bundles in {root}/<task>/: build one first (`tinyfleet build vibration "
+                f"--out {root}/vibration`) or pass --bundles DIR..."
+            )
+        bundles = [load_bundle(root / task) for task in wanted]
+    if not bundles:
+        raise ConfigError("none of the --bundles matches --tasks")
+    return bundles
+
+
+def _render_fleet(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['devices']} device(s) × {', '.join(result['tasks'])} for "
+        f"{result['seconds']:.1f} s ({result['mode']}) → {result['broker']}",
+        f"windows: {result['windows']} ({result['inferences_per_s']} inferences/s)",
+    ]
+    lines.append(render_mapping({"published": result["published"]}))
+    for task, figures in result["per_task"].items():
+        median = figures["median_ms"]
+        lines.append(
+            f"{task}: {figures['windows']} windows, {figures['invalid_windows']} invalid, "
+            f"{figures['events']} events; median ms: features {median['features']}, "
+            f"invoke {median['invoke']}, total {median['total']}"
+        )
+    return "\n".join(lines)
+
+
+def _fleet_options(args: argparse.Namespace, bundles: list, **overrides: Any):
+    from device_sim.fleet import FleetOptions
+
+    return FleetOptions(
+        broker_url=args.broker,
+        bundles=bundles,
+        credentials=_credentials(args),
+        rate_hz=args.rate,
+        fast=args.fast,
+        duration_s=args.duration,
+        max_windows=args.max_windows,
+        prediction_qos=args.qos,
+        state_dir=args.state_dir,
+        spool_max=args.spool_max,
+        seed=args.seed,
+        ha_discovery=args.ha_discovery,
+        **overrides,
+    )
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from device_sim.fleet import run_sharded
+
+    options = _fleet_options(
+        args, _bundles(args), devices=args.devices, device_prefix=args.device_prefix
+    )
+    result = run_sharded(options, args.processes)
+    emit(result, args.json, _render_fleet)
+    return 0 if result["published"]["undelivered"] == 0 else 1
+
+
+def run_device(args: argparse.Namespace) -> int:
+    from device_sim.fleet import run_fleet
+
+    if args.source == "file" and args.path is None:
+        raise ConfigError("--source file needs --path FILE")
+    bundles = [load_bundle(path) for path in args.bundle]
+    device_id = args.device_id or socket.gethostname().split(".")[0]
+    options = _fleet_options(
+        args,
+        bundles,
+        devices=1,
+        device_ids=[device_id],
+        spool_name=f"device-{device_id}",
+        source_kind=args.source,
+        source_path=args.path,
+    )
+    if args.source == "stdin":
+        # stdin delivers samples at its own pace: windows are processed as they arrive
+        options.fast, options.rate_hz = True, None
+    result = run_fleet(options, model_dir=args.model_dir)
+    emit(result, args.json, _render_fleet)
+    return 0 if result["published"]["undelivered"] == 0 else 1
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    _add_connection_options(parser)
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--rate", type=float, help="windows per second per task per device (default: real time)"
+    )
+    pace.add_argument("--fast", action="store_true", help="as fast as possible (benchmarks)")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument(
+        "--max-windows", type=int, help="stop each device's task after this many windows"
+    )
+    parser.add_argument(
+        "--qos", type=int, choices=(0, 1), default=0, help="QoS of predictions (events: 1)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="outbox and seq counters, kept across restarts (default .tinyfleet-state)",
+    )
+    parser.add_argument(
+        "--spool-max",
+        type=int,
+        default=50_000,
+        help="messages each device keeps on disk while the broker is unreachable",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensors")
+    parser.add_argument(
+        "--ha-discovery", action="store_true", help="publish Home Assistant discovery configs"
+    )
+    add_json_flag(parser)
+
+
+# -- subscribe ----------------------------------------------------------------------------------
+def _table(subscriber, started: float) -> str:
+    summary = subscriber.summary()
+    lines = [
+        f"{'device':<16} {'msgs':>7} {'rate/s':>7} {'latency ms':>10} {'gaps':>5} {'dups':>5}  last",
+    ]
+    for device, figures in summary["devices"].items():
+        latency = figures["latency_ms_median"]
+        lines.append(
+            f"{device:<16} {figures['received']:>7} {figures['rate_per_s']:>7.2f} "
+            f"{'-' if latency is None else f'{latency:.0f}':>10} {figures['missing']:>5} "
+            f"{figures['duplicates']:>5}  {figures['last']}"
+        )
+    lines.append(
+        f"{time.monotonic() - started:.0f} s: {summary['predictions']} predictions, "
+        f"{summary['duplicates']} duplicates, {summary['missing']} missing, "
+        f"{summary['malformed']} malformed"
+    )
+    return "\n".join(lines)
+
+
+def run_subscribe(args: argparse.Namespace) -> int:
+    from device_sim.mqtt.store import PredictionStore
+    from device_sim.mqtt.subscriber import Subscriber
+
+    def print_line(prediction, payload: bytes, received_ms: int) -> None:
+        sys.stdout.write(payload.decode() + "\n")
+
+    store = PredictionStore(args.store) if args.store else None
+    subscriber = Subscriber(
+        args.broker,
+        credentials=_credentials(args),
+        share=args.share,
+        client_id=args.client_id,
+        store=store,
+        on_prediction=print_line if args.json else None,
+    )
+    started = time.monotonic()
+    tty = sys.stdout.isatty()
+
+    def tick() -> None:
+        if args.json:
+            sys.stdout.flush()
+            return
+        text = _table(subscriber, started)
+        sys.stdout.write(("\x1b[H\x1b[2J" + text + "\n") if tty else text + "\n\n")
+        sys.stdout.flush()
+
+    try:
+        subscriber.run(args.duration, args.count, tick=tick, tick_interval_s=args.interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        subscriber.close()
+    summary = subscriber.summary()
+    if args.json:
+        sys.stdout.write(json.dumps({"summary": summary}) + "\n")
+    else:
+        sys.stdout.write(_table(subscriber, started) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+# -- registration ----------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    broker = subparsers.add_parser(
+        "broker",
+        help="run a local mosquitto broker on 127.0.0.1 (prints its URL)",
+        description="Start mosquitto on 127.0.0.1 with a generated config and run until Ctrl-C. "
+        "Falls back to an in-process amqtt broker (MQTT 3.1.1 only) if mosquitto is not installed.",
+    )
+    broker.add_argument("--port", type=int, default=1883, help="TCP port (default 1883)")
+    broker.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".tinyfleet-broker"),
+        help="config, log and persistence file (default .tinyfleet-broker)",
+    )
+    broker.add_argument(
+        "--persistence", action="store_true", help="keep sessions and queued messages on disk"
+    )
+    broker.add_argument(
+        "--secure",
+        action="store_true",
+        help="TLS + passwords + ACL from --state-dir (see `tinyfleet credentials`)",
+    )
+    broker.add_argument(
+        "--websockets", type=int, metavar="PORT", help="also listen for websockets on PORT"
+    )
+    add_json_flag(broker)
+    broker.set_defaults(func=run_broker)
+
+    simulate = subparsers.add_parser(
+        "simulate",
+        help="run N simulated devices publishing predictions over MQTT",
+        description="Each device has its own client id, Last Will and seeded sensor sources, runs "
+        "the front end and int8 interpreter of every bundle, and publishes one prediction per "
+        "window on tinyfleet/<device>/<task>/prediction. With --json prints counts and per-task "
+        "timing medians at exit.",
+    )
+    simulate.add_argument("--devices", type=int, default=3, help="how many devices (default 3)")
+    simulate.add_argument("--tasks", help="comma-separated tasks, e.g. kws,vibration,air_quality")
+    simulate.add_argument("--bundles", type=Path, nargs="+", help="bundle folders")
+    simulate.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path("artifacts"),
+        help="folder holding <task>/ bundles (default artifacts/)",
+    )
+    simulate.add_argument("--device-prefix", default="sim", help="device ids are PREFIX-000 …")
+    simulate.add_argument(
+        "--processes", type=int, default=1, help="split the devices across this many processes"
+    )
+    _add_run_options(simulate)
+    simulate.set_defaults(func=run_simulate)
+
+    device = subparsers.add_parser(
+        "device",
+        help="run one device on real data (stdin, a file) or the simulator",
+        description="One device: several --bundle folders make a multi-sensor node. Samples come "
+        "from stdin, a recording (--source file --path FILE) or the task's simulator.",
+    )
+    device.add_argument(
+        "--bundle", type=Path, action="append", required=True, help="bundle folder (repeatable)"
+    )
+    device.add_argument("--source", choices=("stdin", "file", "sim"), default="sim")
+    device.add_argument("--path", type=Path, help="recording for --source file")
+    device.add_argument("--device-id", help="device id (default: the host name)")
+    device.add_argument(
+        "--model-dir",
+        type=Path,
+        help="accept model rollouts and keep rolled-out bundles here (see `tinyfleet rollout`)",
+    )
+    _add_run_options(device)
+    device.set_defaults(func=run_device)
+
+    subscribe = subparsers.add_parser(
+        "subscribe",
+        help="watch a fleet's predictions: live table, JSON lines, SQLite",
+        description="Subscribes (QoS 1) to tinyfleet/+/+/prediction, deduplicates by (device, "
+        "task, seq), counts gaps and malformed messages. --json prints each prediction as one "
+        'JSON line and a final {"summary": …} line.',
+    )
+    _add_connection_options(subscribe)
+    subscribe.add_argument("--store", type=Path, help="also store predictions in this SQLite file")
+    subscribe.add_argument(
+        "--share", metavar="GROUP", help="MQTT v5 shared subscription: split the load in GROUP"
+    )
+    subscribe.add_argument(
+        "--client-id", help="persistent session: the broker queues predictions while away"
+    )
+    subscribe.add_argument("--duration", type=float, help="stop after this many seconds")
+    subscribe.add_argument("--count", type=int, help="stop after this many predictions")
+    subscribe.add_argument("--interval", type=float, default=1.0, help="table refresh (s)")
+    add_json_flag(subscribe)
+    subscribe.set_defaults(func=run_subscribe)
