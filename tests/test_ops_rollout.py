@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 
+import numpy as np
 import pytest
-from ops_fixtures import air_quality_bundle, close, connect, subscribe, tiny_model
+from ops_fixtures import Collector, air_quality_bundle, close, connect, subscribe, tiny_model
 
 from device_sim.bundle import SCHEMA_VERSION, load_bundle, sha256_bytes
+from device_sim.fleet import Fleet, FleetOptions
 from device_sim.mqtt import rollout
 from device_sim.mqtt.broker import MosquittoBroker
 from tinyfleet.cli import main
@@ -16,44 +20,86 @@ from tinyfleet.cli import main
 KEY = b"0123456789abcdef0123456789abcdef"
 
 
-class RecordingDevice:
-    """The one method the receiver needs from the device runtime; records each request."""
+class RowSource:
+    """Gas-sensor rows (temperature °C, relative humidity %) for the air_quality test bundle."""
 
-    def __init__(self) -> None:
-        self.swaps: list[tuple[str, str]] = []
+    sample_rate = 1.0
 
-    def request_model_swap(self, task, bundle) -> None:
-        self.swaps.append((task, bundle.version))
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def read(self, n: int) -> np.ndarray:
+        return np.column_stack(
+            [20 + 5 * self.rng.standard_normal(n), 50 + 5 * self.rng.standard_normal(n)]
+        )
+
+    def close(self) -> None:
+        pass
 
 
 @pytest.fixture
 def fleet(tmp_path):
-    """mosquitto + one device (dev-1, running air_quality v1) listening for rollouts."""
+    """mosquitto + the real device runtime (dev-1 running air_quality v1 at 20 windows/s) with
+    rollout enabled and a signing key."""
     broker = MosquittoBroker(tmp_path / "broker").start()
     old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    device = RecordingDevice()
-    client, rc = connect(broker.port, client_id="dev-1")
-    assert rc == 0
-
-    def publish(topic, payload, qos, retain):
-        return client.publish(topic, payload, qos=qos, retain=retain)
-
-    receiver = rollout.RolloutReceiver(
-        "dev-1", tmp_path / "models", device, publish, {"air_quality": old}, key=KEY
+    options = FleetOptions(
+        broker_url=broker.url,
+        bundles=[old],
+        device_ids=["dev-1"],
+        rate_hz=20,
+        duration_s=120,
+        state_dir=tmp_path / "state",
+        drain_timeout_s=2,
     )
-    client.on_message = lambda c, u, m: receiver.handle(m.topic, bytes(m.payload))
-    subscribe(client, receiver.topic_filter)
-    yield broker, receiver, device, tmp_path
-    close(client)
+    runner = Fleet(options, source_factory=lambda bundle, index, seed: RowSource(seed))
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    device = runner.devices[0]
+    deadline = time.monotonic() + 10
+    while not device.publisher.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    receiver = rollout.enable_rollout(device, tmp_path / "models", key=KEY)
+    _wait_until_subscribed(broker, receiver)
+    seen = Collector()
+    watcher, rc = connect(broker.port, collector=seen)
+    subscribe(watcher, "tinyfleet/dev-1/air_quality/prediction", qos=0)
+    yield broker, receiver, device, tmp_path, seen
+    close(watcher)
+    runner.stop()
+    thread.join(15)
+    runner.close()
     broker.close()
+
+
+def _wait_until_subscribed(broker, receiver) -> None:
+    """Send invalid offers until the device answers one: its rollout subscription is live."""
+    for attempt in range(100):
+        _publish_raw(broker, {"protocol": "ping"}, [], rollout_id=f"ping{attempt}")
+        if receiver.reports:
+            receiver.reports.clear()
+            return
+        time.sleep(0.05)
+    raise AssertionError("the device never subscribed to its rollout topics")
+
+
+def _versions(seen: Collector) -> list[str]:
+    return [json.loads(payload)["model"]["version"] for _, payload, _ in seen.messages]
+
+
+def _still_runs(seen: Collector, version: str) -> None:
+    """A prediction made after this call still comes from ``version``."""
+    before = len(seen.messages)
+    assert seen.wait_for(lambda m: len(m) > before + 2)
+    assert _versions(seen)[-1] == version
 
 
 def _new_bundle(tmp_path, version="v2"):
     return air_quality_bundle(tmp_path / version, tiny_model(seed=1), version=version)
 
 
-def test_signed_bundle_is_applied_stored_and_reported(fleet, capsys):
-    broker, receiver, device, tmp_path = fleet
+def test_signed_bundle_is_stored_swapped_between_windows_and_reported_running(fleet, capsys):
+    broker, receiver, device, tmp_path, seen = fleet
     new = _new_bundle(tmp_path)
     key_file = tmp_path / "rollout.key"
     key_file.write_bytes(KEY + b"\n")
@@ -76,23 +122,24 @@ def test_signed_bundle_is_applied_stored_and_reported(fleet, capsys):
     result = json.loads(capsys.readouterr().out)
     assert status == 0, result
     report = result["devices"]["dev-1"]
-    assert report["state"] == "applied"
+    assert report["state"] == "running", report
     assert report["running"] == new.identity()
-    assert device.swaps == [("air_quality", "v2")]
+    assert device.pipelines["air_quality"].bundle.version == "v2"
+    assert seen.wait_for(lambda m: _versions(seen)[-1:] == ["v2"])
     stored = rollout.current_bundle_dir(tmp_path / "models", "air_quality")
     assert stored is not None and load_bundle(stored).model_sha256 == new.model_sha256
     assert receiver.running["air_quality"].version == "v2"
 
 
 def test_large_bundle_arrives_in_chunks(fleet):
-    broker, receiver, device, tmp_path = fleet
+    broker, receiver, device, tmp_path, seen = fleet
     new = _new_bundle(tmp_path)
     result = rollout.publish_rollout(
         broker.url, new.directory, ["dev-1"], KEY, timeout=20, chunk_bytes=512
     )
     assert result.ok, result.reports
     assert len(new.model_bytes()) > 2 * 512  # so it really took several chunks
-    assert device.swaps == [("air_quality", "v2")]
+    assert result.devices_in("running") == ["dev-1"]
 
 
 def _publish_raw(broker, offer, chunks, rollout_id="deadbeef0001"):
@@ -117,7 +164,7 @@ def _wait_report(receiver, n=1, timeout=10.0):
 
 
 def test_tampered_model_is_refused_and_old_model_keeps_running(fleet):
-    broker, receiver, device, tmp_path = fleet
+    broker, receiver, device, tmp_path, seen = fleet
     offer, chunks = rollout.build_offer(_new_bundle(tmp_path), KEY, 1024)
     flipped = bytearray(chunks[-1])
     flipped[-1] ^= 0x01
@@ -125,20 +172,20 @@ def test_tampered_model_is_refused_and_old_model_keeps_running(fleet):
     report = _wait_report(receiver)
     assert report["state"] == "refused" and report["code"] == "sha256_mismatch"
     assert report["running"]["version"] == "v1"
-    assert device.swaps == []
+    _still_runs(seen, "v1")
     assert rollout.current_bundle_dir(tmp_path / "models", "air_quality") is None
 
 
 @pytest.mark.parametrize("sender_key", [b"another key of 32 bytes, wrong!!", None])
 def test_wrong_or_missing_signature_is_refused(fleet, sender_key):
-    broker, receiver, device, tmp_path = fleet
+    broker, receiver, device, tmp_path, seen = fleet
     result = rollout.publish_rollout(
         broker.url, _new_bundle(tmp_path).directory, ["dev-1"], sender_key
     )
     report = result.reports["dev-1"]
     assert not result.ok
     assert report["code"] == ("signature_invalid" if sender_key else "signature_missing")
-    assert device.swaps == []
+    _still_runs(seen, "v1")
 
 
 def _resigned(offer, manifest: dict) -> dict:
@@ -153,7 +200,7 @@ def _resigned(offer, manifest: dict) -> dict:
 
 
 def test_schema_mismatch_and_wrong_task_are_refused_even_when_signed(fleet):
-    broker, receiver, device, tmp_path = fleet
+    broker, receiver, device, tmp_path, seen = fleet
     offer, chunks = rollout.build_offer(_new_bundle(tmp_path), KEY, 1024)
     manifest = json.loads(offer["manifest"])
     _publish_raw(
@@ -171,16 +218,17 @@ def test_schema_mismatch_and_wrong_task_are_refused_even_when_signed(fleet):
     mismatch = _resigned({**offer, "task": "kws"}, manifest)
     _publish_raw(broker, mismatch, chunks, rollout_id="deadbeef0003")
     assert _wait_report(receiver, 3)["code"] == "wrong_task"
-    assert device.swaps == []
+    _still_runs(seen, "v1")
 
 
 def test_bundle_whose_model_does_not_fit_its_front_end_is_refused(fleet):
-    broker, receiver, device, tmp_path = fleet
+    broker, receiver, device, tmp_path, seen = fleet
     wrong = air_quality_bundle(tmp_path / "bad", tiny_model(n_inputs=5), version="bad")
     result = rollout.publish_rollout(broker.url, wrong.directory, ["dev-1"], KEY, timeout=20)
     report = result.reports["dev-1"]
     assert report["code"] == "bundle_invalid" and "shape" in report["reason"]
-    assert device.swaps == [] and receiver.running["air_quality"].version == "v1"
+    assert receiver.running["air_quality"].version == "v1"
+    _still_runs(seen, "v1")
 
 
 def test_operator_refuses_to_send_a_corrupted_bundle(tmp_path):
@@ -195,7 +243,7 @@ def test_operator_refuses_to_send_a_corrupted_bundle(tmp_path):
 
 
 def test_unanswered_devices_are_reported_and_exit_status_is_nonzero(fleet, capsys):
-    broker, receiver, device, tmp_path = fleet
+    broker, receiver, device, tmp_path, seen = fleet
     new = _new_bundle(tmp_path)
     status = main(
         [

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from device_sim.bundle import Bundle
 from device_sim.mqtt import topics
@@ -50,14 +49,15 @@ AIR_QUALITY_CLASSES: dict[str, tuple[str, str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class DiscoveryMessage:
-    """One retained config message: publish ``payload`` on ``topic`` with ``retain`` at ``qos``."""
+class DiscoveryMessage(NamedTuple):
+    """One config message: publish ``payload`` on ``topic`` with ``retain`` (always True) at QoS 1.
+
+    A tuple so that callers can write ``for topic, payload, retain in discovery_messages(...)``.
+    """
 
     topic: str
     payload: bytes
     retain: bool = True
-    qos: int = 1
 
     @property
     def config(self) -> dict[str, Any]:
@@ -105,9 +105,10 @@ def _kws(device_id: str, bundle: Bundle, device: dict[str, Any]) -> list[tuple[s
         **_common(device_id, "kws_keyword", "Keyword", device),
         "state_topic": topics.event_topic(device_id, "kws"),
         "event_types": labels,
-        # HA wants a JSON object with "event_type"; the other keys become event attributes.
-        "value_template": "{{ {'event_type': value_json.label, 'score': value_json.score} "
-        "| to_json }}",
+        # Event messages nest the task's event under "event" (device_sim/mqtt/payload.py). HA wants
+        # a JSON object with "event_type"; the other keys become attributes of the fired event.
+        "value_template": "{{ {'event_type': value_json.event.label, "
+        "'score': value_json.event.score | default(None)} | to_json }}",
         "icon": "mdi:microphone-message",
     }
     return [("event", "kws_keyword", config)]
@@ -191,8 +192,8 @@ def discovery_messages(
 ) -> list[DiscoveryMessage]:
     """The retained discovery config messages for one device running ``bundles`` (one per task).
 
-    Publish each with ``retain=True`` at QoS 1 (``DiscoveryMessage.retain``/``qos``); publishing an
-    empty retained payload on the same topics removes the entities (:func:`removal_messages`).
+    Publish each retained at QoS 1; publishing an empty retained payload on the same topics removes
+    the entities (:func:`removal_messages`).
     """
     topics.check_id(device_id)
     bundle_list = list(bundles.values()) if isinstance(bundles, Mapping) else list(bundles)

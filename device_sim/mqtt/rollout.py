@@ -10,14 +10,17 @@ Protocol (all QoS 1; ``<rid>`` is a random rollout id)::
     tinyfleet/<device>/rollout/<rid>/offer      operator → device  JSON: manifest text, sha256s,
                                                                    sizes, chunk count, signature
     tinyfleet/<device>/rollout/<rid>/chunk/<i>  operator → device  raw model bytes, i = 0 … n-1
-    tinyfleet/<device>/rollout/state            device → operator  retained JSON: applied / refused
+    tinyfleet/<device>/rollout/state            device → operator  retained JSON: accepted / refused
+    tinyfleet/<device>/<task>/model             device → all       retained identity it now runs
 
 The device checks, in order: size, sha256 of the model and of the manifest, the HMAC-SHA256
 signature (required when the device has a key), the bundle schema version, that the manifest
 describes this model and the offered task, that the device runs that task, and that the model
 loads in the interpreter with the shapes its manifest and front end promise. Only then is the bundle
 written atomically to ``<model_dir>/<task>/<version>/`` (``current`` links to it) and
-``request_model_swap(task, bundle)`` is called; the device applies it between two windows.
+``request_model_swap(task, bundle)`` is called; the device applies it between two windows and
+then publishes the new identity on its retained ``model`` topic. The operator waits for that
+identity: it, not the device's "accepted", is the proof of what the device now runs.
 """
 
 from __future__ import annotations
@@ -141,6 +144,22 @@ def current_bundle_dir(model_dir: str | Path, task: str) -> Path | None:
     """The bundle folder a device should run for ``task`` after a restart (None if never rolled)."""
     link = Path(model_dir) / task / CURRENT_LINK
     return link.resolve() if link.exists() else None
+
+
+def enable_rollout(device, model_dir: str | Path, *, key: bytes | None = None) -> RolloutReceiver:
+    """Let a :class:`device_sim.device.Device` receive rollouts; returns the receiver.
+
+    Reports go out retained through the device's publisher, so one written while the connection is
+    down is sent after the reconnect.
+    """
+
+    def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        device.publisher.set_retained(topic, payload)
+
+    running = {task: pipeline.bundle for task, pipeline in device.pipelines.items()}
+    receiver = RolloutReceiver(device.device_id, model_dir, device, publish, running, key=key)
+    device.add_message_handler(receiver.topic_filter, receiver.handle)
+    return receiver
 
 
 class RolloutReceiver:
@@ -372,7 +391,7 @@ class RolloutReceiver:
         self._report(
             rollout_id,
             offer,
-            {"state": "applied", "running": bundle.identity(), "signed": self.key is not None},
+            {"state": "accepted", "accepted": bundle.identity(), "signed": self.key is not None},
         )
 
     def _report_refusal(
@@ -490,27 +509,36 @@ def build_offer(bundle: Bundle, key: bytes | None, chunk_bytes: int) -> tuple[di
 
 @dataclass
 class RolloutResult:
-    """Per device: the report it sent (state ``applied``/``refused``) or ``no_answer``."""
+    """Per device, the outcome: ``running`` (the device's retained model identity now shows the new
+    sha256), ``accepted`` (verified and stored, swap due at its next window), ``refused`` (with
+    ``code``/``reason``; the old model keeps running) or ``no_answer``."""
 
     rollout_id: str
     bundle: dict[str, str]
     reports: dict[str, dict[str, Any]]
 
-    @property
-    def applied(self) -> list[str]:
-        return sorted(d for d, r in self.reports.items() if r.get("state") == "applied")
+    def devices_in(self, *states: str) -> list[str]:
+        return sorted(d for d, r in self.reports.items() if r.get("state") in states)
 
     @property
     def ok(self) -> bool:
-        return len(self.applied) == len(self.reports)
+        """True when no device refused or stayed silent."""
+        return len(self.devices_in("running", "accepted")) == len(self.reports)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rollout_id": self.rollout_id,
             "bundle": self.bundle,
-            "applied": self.applied,
+            "running": self.devices_in("running"),
+            "accepted": self.devices_in("accepted"),
+            "refused": self.devices_in("refused"),
+            "no_answer": self.devices_in("no_answer"),
             "devices": self.reports,
         }
+
+
+def _settled(report: dict[str, Any] | None) -> bool:
+    return report is not None and report.get("state") in ("running", "refused")
 
 
 def publish_rollout(
@@ -523,11 +551,13 @@ def publish_rollout(
     timeout: float = 30.0,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> RolloutResult:
-    """Send the bundle in ``bundle_dir`` to ``device_ids`` and wait (up to ``timeout`` s) for reports.
+    """Send the bundle in ``bundle_dir`` to ``device_ids``; wait up to ``timeout`` s for outcomes.
 
-    The bundle is verified before anything is sent. Devices that do not answer in time are
-    reported as ``no_answer`` (offline devices with a persistent session still get the rollout
-    when they reconnect; their report then lands on the retained state topic).
+    The bundle is verified before anything is sent. A device is settled when it refused or when its
+    retained ``tinyfleet/<device>/<task>/model`` identity shows the new model; devices that only
+    accepted by then are reported as ``accepted`` (the swap happens at their next window), silent
+    ones as ``no_answer`` (an offline device with a persistent session still gets the rollout when
+    it reconnects; its report then lands on the retained state topic).
     """
     from device_sim.mqtt.client import Credentials, detect_protocol, new_client, parse_broker_url
 
@@ -544,34 +574,47 @@ def publish_rollout(
     protocol = detect_protocol(address, credentials)
     client = new_client(f"tinyfleet-rollout-{rollout_id}", address, credentials, protocol)
     reports: dict[str, dict[str, Any]] = {}
-    answered = threading.Condition()
+    now_running: dict[str, dict[str, Any]] = {}
+    changed = threading.Condition()
     connected = threading.Event()
     subscribed = threading.Event()
-    refused: list[str] = []
+    problems: list[str] = []
+    watched = [state_topic(d) for d in devices]
+    watched += [topics.model_topic(d, bundle.task) for d in devices]
+    pending_subacks = {"n": 0}
 
     def on_connect(client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            refused.append(str(reason_code))
-            connected.set()
-            return
+            problems.append(str(reason_code))
+        else:
+            pending_subacks["n"] = len(watched)
+            for topic in watched:
+                client.subscribe(topic, 1)
         connected.set()
-        client.subscribe([(state_topic(d), 1) for d in devices])
 
     def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
-            refused.append("subscription to the state topics was refused (check the ACL)")
-        subscribed.set()
+            problems.append("subscribing to the devices' state topics was refused (check the ACL)")
+        pending_subacks["n"] -= 1
+        if pending_subacks["n"] <= 0:
+            subscribed.set()
 
     def on_message(client, userdata, message) -> None:
         try:
-            report = json.loads(message.payload)
+            data = json.loads(message.payload)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return
-        if not isinstance(report, dict) or report.get("rollout_id") != rollout_id:
-            return  # a retained report of an earlier rollout
-        with answered:
-            reports[str(report.get("device"))] = report
-            answered.notify_all()
+        if not isinstance(data, dict):
+            return
+        parts = message.topic.split("/")
+        with changed:
+            if parts[-1] == "model":
+                model = data.get("model") or {}
+                if model.get("sha256") == bundle.model_sha256:
+                    now_running[parts[1]] = model
+            elif data.get("rollout_id") == rollout_id:  # not a retained report of earlier rollouts
+                reports[str(data.get("device"))] = data
+            changed.notify_all()
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
@@ -582,14 +625,14 @@ def publish_rollout(
         raise RolloutError(f"cannot reach the MQTT broker at {address.url}: {exc}") from exc
     client.loop_start()
     try:
-        if not connected.wait(10) or refused:
-            why = ", ".join(refused) or "no answer"
+        if not connected.wait(10) or problems:
+            why = ", ".join(problems) or "no answer"
             raise RolloutError(
                 f"the broker at {address.url} refused the connection ({why}): pass operator "
                 "credentials (--username/--password, --ca for TLS)"
             )
-        if not subscribed.wait(10) or refused:
-            raise RolloutError(f"{refused[0] if refused else 'no SUBACK'} at {address.url}")
+        if not subscribed.wait(10) or problems:
+            raise RolloutError(f"{problems[0] if problems else 'no SUBACK'} at {address.url}")
         for device in devices:
             infos = [client.publish(offer_topic(device, rollout_id), json.dumps(offer), qos=1)]
             for index, chunk in enumerate(chunks):
@@ -608,15 +651,31 @@ def publish_rollout(
             len(devices),
         )
         deadline = time.monotonic() + timeout
-        with answered:
-            while len(reports) < len(devices) and time.monotonic() < deadline:
-                answered.wait(max(0.0, deadline - time.monotonic()))
+
+        def outcome(device: str) -> dict[str, Any] | None:
+            report = reports.get(device)
+            if report and report.get("state") == "accepted" and device in now_running:
+                return {**report, "state": "running", "running": now_running[device]}
+            return report
+
+        with changed:
+            while not all(_settled(outcome(d)) for d in devices):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                changed.wait(left)
+            final = {d: outcome(d) for d in devices}
     finally:
         client.disconnect()
         client.loop_stop()
-    for device in devices:
-        reports.setdefault(
-            device,
-            {"state": "no_answer", "reason": f"no report within {timeout:g} s", "device": device},
-        )
-    return RolloutResult(rollout_id, bundle.identity(), {d: reports[d] for d in devices})
+    for device, report in final.items():
+        if report is None:
+            final[device] = {
+                "state": "no_answer",
+                "device": device,
+                "reason": f"no report within {timeout:g} s (offline, no rollout support, or "
+                "another device id)",
+            }
+        elif report["state"] == "accepted":
+            report["note"] = f"swap pending: not running the new model within {timeout:g} s"
+    return RolloutResult(rollout_id, bundle.identity(), final)

@@ -92,9 +92,10 @@ def run_rollout(args: argparse.Namespace) -> int:
         lines = [f"rollout {r['rollout_id']}: {b['name']} {b['version']} ({b['sha256'][:12]}…)"]
         for device, report in r["devices"].items():
             state = report.get("state")
-            if state == "applied":
-                running = report.get("running") or {}
-                lines.append(f"  {device}: applied, now runs {running.get('version')}")
+            if state == "running":
+                lines.append(f"  {device}: now runs {report['running'].get('version')}")
+            elif state == "accepted":
+                lines.append(f"  {device}: accepted; {report.get('note')}")
             elif state == "refused":
                 running = (report.get("running") or {}).get("version")
                 lines.append(
