@@ -192,7 +192,8 @@ def _read_csv(path: Path, channel: str | None) -> tuple[np.ndarray, float | None
             steps = np.diff(data[:, time_index])
             if len(steps) == 0 or np.median(steps) <= 0:
                 raise DataError(f"{path}: the {header[time_index]!r} column does not increase")
-            rate = 1.0 / float(np.median(steps))
+            # mean step over the whole recording: robust to timestamps rounded to a few digits
+            rate = (len(steps)) / float(data[-1, time_index] - data[0, time_index])
             columns.remove(time_index)
         if channel:
             names = [name.strip() for name in channel.split(",")]
