@@ -1,0 +1,233 @@
+"""The firmware export across the bridge: gcc compiles it, the array is the model, TFLM agrees."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device_sim.bundle import load_bundle
+from device_sim.errors import ConfigError
+from device_sim.interpreter import Int8Model
+from firmware_bridge import arena as arena_module
+from firmware_bridge.arena import fits_in_arena, measure_arena
+from firmware_bridge.c_array import model_array
+from firmware_bridge.export import export_firmware
+from firmware_bridge.flatbuffer import read_model
+from tests.firmware_fixtures import (
+    C_FLAGS,
+    CXX_FLAGS,
+    TFLM_STUB_DIR,
+    bundle_for,
+    kws_bundle,
+    run_gcc,
+    tiny_conv_model,
+)
+
+pytestmark = pytest.mark.needs_tf
+
+WRITER = """\
+#include <stdint.h>
+#include <stdio.h>
+#include "model_data.h"
+
+int main(void)
+{
+    if (((uintptr_t)g_model) % 16u != 0u) return 3;
+    if (fwrite(g_model, 1, g_model_len, stdout) != g_model_len) return 4;
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict[str, Path]:
+    """One KWS bundle exported for every target (arena measured once per export)."""
+    root = tmp_path_factory.mktemp("export")
+    bundle = kws_bundle(root / "bundle")
+    folders = {}
+    for target in ("c", "cpp", "arduino"):
+        export_firmware(load_bundle(bundle.directory), root / target, target=target)
+        folders[target] = root / target
+    folders["bundle"] = bundle.directory
+    return folders
+
+
+@pytest.mark.parametrize("language", ["c", "cc"])
+def test_model_array_written_back_is_byte_identical_and_aligned(tmp_path, language):
+    model = tiny_conv_model()
+    array = model_array(model, symbol="g_model", source_ext=language)
+    (tmp_path / array.header_name).write_text(array.header)
+    (tmp_path / array.source_name).write_text(array.source)
+    writer = "writer.c" if language == "c" else "writer.cc"
+    (tmp_path / writer).write_text(WRITER)
+    flags = C_FLAGS if language == "c" else CXX_FLAGS
+    run_gcc([*flags, writer, array.source_name, "-o", "writer"], tmp_path, cxx=language == "cc")
+    result = subprocess.run(["./writer"], cwd=tmp_path, capture_output=True)
+    assert result.returncode == 0, f"array misaligned or short (exit {result.returncode})"
+    assert result.stdout == model
+
+
+def test_every_generated_c_and_cpp_file_compiles_with_warnings_as_errors(exported):
+    for target in ("c", "cpp"):
+        folder = exported[target]
+        for source in sorted(folder.glob("*.c")):
+            run_gcc([*C_FLAGS, "-c", source.name, "-o", f"{source.stem}.o"], folder)
+        for source in sorted(folder.glob("*.cc")):
+            run_gcc(
+                [*CXX_FLAGS, f"-I{TFLM_STUB_DIR}", "-c", source.name, "-o", f"{source.stem}.o"],
+                folder,
+                cxx=True,
+            )
+        for header in ("model_config.h", "model_data.h", "tinyfleet_frontend.h"):
+            (folder / "include_c.c").write_text(f'#include "{header}"\nint tf_unused;\n')
+            run_gcc([*C_FLAGS, "-c", "include_c.c", "-o", "include_c.o"], folder)
+        assert (folder / "main.o").is_file()
+
+
+def test_arduino_library_has_the_layout_and_its_sketch_compiles(exported):
+    library = exported["arduino"] / "tinyfleet_kws"
+    properties = (library / "library.properties").read_text()
+    assert "name=tinyfleet_kws" in properties and "includes=tinyfleet_kws.h" in properties
+    sketch = library / "examples" / "kws_inference" / "kws_inference.ino"
+    assert sketch.is_file()
+    src = library / "src"
+    assert {"model_data.cpp", "tinyfleet_frontend.c", "tinyfleet_kws.h"} <= {
+        p.name for p in src.iterdir()
+    }
+    run_gcc([*C_FLAGS, "-c", "tinyfleet_frontend.c", "-o", "fe.o"], src)
+    run_gcc([*CXX_FLAGS, "-c", "model_data.cpp", "-o", "model.o"], src, cxx=True)
+    run_gcc(
+        [
+            *CXX_FLAGS,
+            "-x",
+            "c++",
+            f"-I{TFLM_STUB_DIR}",
+            f"-I{src}",
+            "-c",
+            str(sketch),
+            "-o",
+            str(src / "sketch.o"),
+        ],
+        src,
+        cxx=True,
+    )
+
+
+def test_op_resolver_registers_exactly_the_ops_of_the_flatbuffer(exported):
+    folder = exported["c"]
+    (folder / "resolver_check.cc").write_text(
+        """\
+#include <cstdio>
+#include "op_resolver.h"
+int main() {
+  TinyfleetOpResolver resolver;
+  if (RegisterTinyfleetOps(resolver) != kTfLiteOk) return 1;
+  for (unsigned int i = 0; i < resolver.GetRegistrationLength(); ++i)
+    std::printf("%s\\n", resolver.RegisteredName(i));
+  return 0;
+}
+"""
+    )
+    run_gcc([*CXX_FLAGS, f"-I{TFLM_STUB_DIR}", "resolver_check.cc", "-o", "check"], folder, True)
+    result = subprocess.run(["./check"], cwd=folder, capture_output=True, text=True, check=True)
+    registered = result.stdout.split()
+    assert registered == [
+        "Conv2D",
+        "DepthwiseConv2D",
+        "AveragePool2D",
+        "Reshape",
+        "FullyConnected",
+        "Softmax",
+    ]
+    assert "kTinyfleetOpCount = 6;" in (folder / "op_resolver.h").read_text()
+
+
+def test_measured_arena_works_in_tflm_and_one_aligned_step_less_does_not(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(tiny_conv_model())
+    measured = measure_arena(path)
+    assert measured.arena_bytes is not None and measured.arena_bytes % 16 == 0
+    assert fits_in_arena(path, measured.arena_bytes)
+    assert not fits_in_arena(path, measured.arena_bytes - measured.step_bytes)
+    assert measured.margin_bytes >= 16
+
+
+def test_export_records_the_measured_arena_in_the_bundle(exported):
+    bundle = load_bundle(exported["bundle"])
+    assert bundle.sizes["arena_bytes"] > 0
+    config = (exported["c"] / "model_config.h").read_text()
+    expected = bundle.sizes["arena_bytes"] + bundle.sizes["arena_margin_bytes"]
+    assert f"#define TINYFLEET_ARENA_BYTES {expected}" in config
+    assert bundle.model_sha256 in config
+
+
+def test_tflm_and_litert_int8_outputs_differ_by_at_most_one_step_on_random_inputs():
+    """Bit-identity does not hold, and we do not pretend it does: LiteRT's default (XNNPACK) and
+    optimized kernels round requantization differently from TFLM's reference kernels, so some
+    outputs differ by one int8 step (measured: conv/depthwise/pool agree exactly with LiteRT's
+    BUILTIN_REF kernels; see docs/firmware.md). What must hold: never more than one step."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = tiny_conv_model()
+    litert = Int8Model(model)
+    tflm = runtime.Interpreter.from_bytes(model, arena_size=64 * 1024)
+    rng = np.random.default_rng(7)
+    shape = litert.input_spec.shape
+    worst = 0
+    for _ in range(120):
+        q = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        tflm.set_input(q, 0)
+        tflm.invoke()
+        diff = tflm.get_output(0).astype(int) - litert.invoke_quantized(q).astype(int)
+        worst = max(worst, int(np.abs(diff).max()))
+    assert worst <= 1
+
+
+def test_export_without_tflm_says_arena_not_measured_instead_of_guessing(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(arena_module, "tflm_available", lambda: False)
+    bundle = kws_bundle(tmp_path / "bundle")
+    with caplog.at_level(logging.WARNING):
+        summary = export_firmware(bundle, tmp_path / "fw")
+    assert summary["arena_bytes"] is None and summary["ram_bytes"] is None
+    assert "not measured" in caplog.text
+    assert load_bundle(bundle.directory).sizes["arena_bytes"] is None
+    folder = tmp_path / "fw"
+    (folder / "uses_config.c").write_text('#include "model_config.h"\nint tf_unused;\n')
+    with pytest.raises(AssertionError, match="not measured"):
+        run_gcc([*C_FLAGS, "-c", "uses_config.c"], folder)
+    run_gcc([*C_FLAGS, "-DTINYFLEET_ARENA_BYTES=8192", "-c", "uses_config.c"], folder)
+
+
+def test_export_of_a_kind_without_c_front_end_still_writes_the_model(tmp_path, caplog):
+    bundle = bundle_for(
+        tmp_path / "bundle",
+        tiny_conv_model(),
+        task="kws",
+        feature_config={"kind": "spectrogram_v9"},
+        head={"labels": ["a", "b", "c", "d"]},
+    )
+    with caplog.at_level(logging.WARNING):
+        summary = export_firmware(bundle, tmp_path / "fw")
+    assert "no C front end" in caplog.text
+    assert summary["frontend_kind"] is None
+    assert (tmp_path / "fw" / "model_data.c").is_file()
+    assert not (tmp_path / "fw" / "main.cc").exists()
+
+
+def test_export_rejects_an_unknown_target(tmp_path):
+    bundle = kws_bundle(tmp_path / "bundle")
+    with pytest.raises(ConfigError, match="c, cpp, arduino"):
+        export_firmware(bundle, tmp_path / "fw", target="rust")
+
+
+def test_flatbuffer_reader_sees_the_int8_weights_litert_runs():
+    graph = read_model(tiny_conv_model())
+    weights = [t for t in graph.constant_tensors() if t.dtype == "int8"]
+    assert weights and all(t.data.shape == t.shape for t in weights)
+    assert graph.tensors[graph.inputs[0]].shape == (1, 10, 8, 1)
