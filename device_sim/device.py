@@ -91,6 +91,8 @@ class TaskPipeline:
     events: int = 0
     timings: list[WindowTiming] = field(default_factory=list)
     _buffer: np.ndarray | None = None
+    _next_chunk: np.ndarray | None = None
+    _exhausted: bool = False
 
     @property
     def task(self) -> str:
@@ -112,23 +114,29 @@ class TaskPipeline:
     def hop_seconds(self) -> float:
         return self.hop_samples / self.sample_rate
 
+    def _chunk_size(self) -> int:
+        return self.window_samples if self._buffer is None else self.hop_samples
+
+    def prefetch(self) -> None:
+        """Read the samples of the next window now (as a sensor's DMA fills a buffer while the
+        CPU is busy), so the simulator's rendering time is not counted as device latency."""
+        if self._next_chunk is None and not self._exhausted:
+            chunk = self.source.read(self._chunk_size())
+            if chunk is None or len(chunk) < self._chunk_size():
+                self._exhausted = True
+            else:
+                self._next_chunk = np.asarray(chunk)
+
     def next_window(self) -> np.ndarray | None:
-        """Read the next hop from the source; None when the source is exhausted."""
-        if self._buffer is None:
-            chunk = self.source.read(self.window_samples)
-            if chunk is None or len(chunk) < self.window_samples:
-                return None
-            self._buffer = np.asarray(chunk)
-            return self._buffer
-        hop = self.hop_samples
-        chunk = self.source.read(hop)
-        if chunk is None or len(chunk) < hop:
+        """The next window (one hop further); None when the source is exhausted."""
+        self.prefetch()
+        chunk, self._next_chunk = self._next_chunk, None
+        if chunk is None:
             return None
-        chunk = np.asarray(chunk)
-        if hop >= self.window_samples:
+        if self._buffer is None or len(chunk) >= self.window_samples:
             self._buffer = chunk[-self.window_samples :]
         else:
-            self._buffer = np.concatenate([self._buffer[hop:], chunk])
+            self._buffer = np.concatenate([self._buffer[len(chunk) :], chunk])
         return self._buffer
 
     def swap(self, bundle: Bundle, cache: ModelCache) -> None:
@@ -137,6 +145,7 @@ class TaskPipeline:
         runtime = runtime_for(bundle)
         if frontend.window_samples != self.frontend.window_samples:
             self._buffer = None
+            self._next_chunk = None
         self.bundle, self.frontend, self.model, self.runtime = bundle, frontend, model, runtime
 
 

@@ -190,6 +190,7 @@ class Fleet:
                 first = start + pipeline.window_samples / pipeline.sample_rate
                 if self.options.rate_hz:
                     first = start + interval
+                pipeline.prefetch()
                 slot = _Slot(first + rng.uniform(0, interval), device, task, interval)
                 heap.append((slot.due, counter, slot))
                 counter += 1
@@ -251,6 +252,9 @@ class Fleet:
             ):
                 slot.due = due + slot.interval
                 heapq.heappush(heap, (slot.due, order, slot))
+                # the window's prediction goes out first, then the sensor buffer refills
+                self.loop.run_once(0)
+                slot.device.pipelines[slot.task].prefetch()
 
     def _run_fast(self, deadline: float) -> None:
         active = [(d, t) for d in self.devices for t in d.pipelines]

@@ -386,7 +386,8 @@ class NetworkLoop:
 
     Each pass: connection attempts that are due, ``select`` on all sockets (and a wake-up pipe so
     other threads can hand over work), ``loop_read``/``loop_write`` on ready sockets, ``loop_misc``
-    (keepalive) every 0.25 s, then the ``idle_hooks`` (e.g. publishers draining their outbox).
+    (keepalive) every 0.25 s. The ``idle_hooks`` (e.g. publishers draining their outbox) run
+    before the ``select``, so what they hand to paho is written in the same pass.
     """
 
     MISC_INTERVAL_S = 0.25
@@ -451,6 +452,8 @@ class NetworkLoop:
                 and connection.next_attempt <= now
             ):
                 connection.attempt()
+        for hook in self.idle_hooks:  # before select: what they publish goes out in this pass
+            hook()
         due = [c.next_attempt for c in self.connections if not c.connected and not c.closed]
         if due:
             timeout = max(0.0, min(timeout, min(due) - now))
@@ -470,8 +473,6 @@ class NetworkLoop:
             for connection in self.connections:
                 if connection.client is not None and connection.client.socket() is not None:
                     connection.client.loop_misc()
-        for hook in self.idle_hooks:
-            hook()
 
     def run(self, stop: threading.Event, timeout: float = 0.05) -> None:
         """Pass after pass until ``stop`` is set (for a network thread)."""
