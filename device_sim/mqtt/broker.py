@@ -194,6 +194,11 @@ class MosquittoBroker:
                 "the mosquitto binary is not installed: `sudo apt-get install mosquitto` "
                 "(or use start_broker(), which falls back to an in-process amqtt broker)"
             )
+        if port_accepts(self.host, self.port):
+            raise BrokerError(
+                f"port {self.port} on {self.host} is already in use (another broker?): stop it, "
+                "or pass another --port"
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text())
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
