@@ -1,0 +1,197 @@
+"""`tinyfleet demo`: the whole walk for every task, on the quick preset, ending in one summary table.
+
+train → prune → int8 → bundle → firmware files → HTML report, then a local mosquitto, a few simulated
+devices streaming for ~20 s and a live subscriber; the table gives per model flash/arena bytes and
+float vs int8 metric, and for the fleet messages published/received/lost and median/p99 latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device_sim.bundle import TASKS, Bundle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    out: Path = Path("artifacts")
+    tasks: Sequence[str] = TASKS
+    devices: int = 3
+    duration_s: float = 20.0
+    seed: int = 0
+    reuse: bool = False  # keep bundles already in OUT/<task> instead of rebuilding
+
+
+def headline(metrics: dict[str, Any]) -> tuple[str, Any]:
+    """The one figure a person compares between float and int8, per task."""
+    if "accuracy" in metrics:
+        return "accuracy", metrics["accuracy"]
+    if "auc" in metrics:
+        return "AUC", metrics["auc"]
+    if "targets" in metrics:
+        maes = {
+            name.split("(")[0]: round(float(t["mae"]), 3) for name, t in metrics["targets"].items()
+        }
+        return "MAE " + "/".join(maes), "/".join(str(v) for v in maes.values())
+    key = next(iter(metrics), "metric")
+    return key, metrics.get(key)
+
+
+def build_bundles(options: DemoOptions) -> tuple[list[Bundle], dict[str, float]]:
+    from device_sim.bundle import load_bundle
+    from tinyfleet.commands.stages import build
+    from training.stage import TrainOptions
+
+    bundles, seconds = [], {}
+    for task in options.tasks:
+        out = options.out / task
+        started = time.perf_counter()
+        if options.reuse and (out / "bundle.json").is_file():
+            bundle = load_bundle(out)
+        else:
+            log.info("building %s (quick preset) into %s", task, out)
+            bundle = build(task, TrainOptions(preset="quick", seed=options.seed), out)
+        seconds[task] = round(time.perf_counter() - started, 1)
+        bundles.append(bundle)
+    return bundles, seconds
+
+
+def write_reports(bundles: Sequence[Bundle]) -> dict[str, str]:
+    from training.report import write_report
+
+    return {bundle.task: str(write_report(bundle.directory)) for bundle in bundles}
+
+
+def run_fleet_with_subscriber(bundles: Sequence[Bundle], options: DemoOptions) -> dict[str, Any]:
+    """A real mosquitto on a free loopback port, the devices, and a subscriber counting arrivals."""
+    from device_sim.fleet import FleetOptions, run_fleet
+    from device_sim.mqtt.broker import start_broker
+    from device_sim.mqtt.subscriber import Subscriber
+
+    state = options.out / "demo-state"
+    broker = start_broker(state / "broker")
+    try:
+        subscriber = Subscriber(broker.url, keep_latencies=True).start()
+        subscriber.wait_connected()
+        fleet = run_fleet(
+            FleetOptions(
+                broker_url=broker.url,
+                bundles=list(bundles),
+                devices=options.devices,
+                duration_s=options.duration_s,
+                prediction_qos=1,
+                state_dir=state / "devices",
+                seed=options.seed,
+            )
+        )
+        published = fleet["published"]["predictions"]
+        deadline = time.monotonic() + 10
+        while subscriber.unique < published and time.monotonic() < deadline:
+            time.sleep(0.1)
+        subscriber.close()
+        latencies = sorted(subscriber.all_latencies_ms or [])
+        return {
+            "broker": broker.url,
+            "devices": options.devices,
+            "seconds": fleet["seconds"],
+            "published": published,
+            "received": subscriber.unique,
+            "duplicates": subscriber.duplicates,
+            "lost": published - subscriber.unique,
+            "latency_ms_median": round(statistics.median(latencies), 2) if latencies else None,
+            "latency_ms_p99": round(latencies[int(0.99 * (len(latencies) - 1))], 2)
+            if latencies
+            else None,
+            "per_task": {
+                task: {
+                    "windows": figures["windows"],
+                    "events": figures["events"],
+                    "median_ms": figures["median_ms"],
+                }
+                for task, figures in fleet["per_task"].items()
+            },
+        }
+    finally:
+        broker.stop()
+
+
+def model_rows(bundles: Sequence[Bundle], build_seconds: dict[str, float]) -> list[dict[str, Any]]:
+    rows = []
+    for bundle in bundles:
+        name, float_value = headline(bundle.metrics.get("float", {}))
+        _, int8_value = headline(bundle.metrics.get("int8", {}))
+        rows.append(
+            {
+                "task": bundle.task,
+                "bundle": str(bundle.directory),
+                "flash_bytes": bundle.sizes.get("tflite_bytes"),
+                "arena_bytes": bundle.sizes.get("arena_bytes"),
+                "macs": bundle.sizes.get("macs"),
+                "metric": name,
+                "float": float_value,
+                "int8": int8_value,
+                "build_seconds": build_seconds.get(bundle.task),
+            }
+        )
+    return rows
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    started = time.perf_counter()
+    bundles, build_seconds = build_bundles(options)
+    reports = write_reports(bundles)
+    fleet = run_fleet_with_subscriber(bundles, options)
+    return {
+        "models": model_rows(bundles, build_seconds),
+        "fleet": fleet,
+        "reports": reports,
+        "firmware": {b.task: str(b.directory / "firmware") for b in bundles},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _fmt(value: Any, width: int) -> str:
+    if value is None:
+        text = "—"
+    elif isinstance(value, float):
+        text = f"{value:.3f}"
+    else:
+        text = str(value)
+    return text.rjust(width)
+
+
+def render_summary(result: dict[str, Any]) -> str:
+    lines = ["", "tinyfleet demo — summary", ""]
+    header = f"{'model':<12}{'flash B':>9}{'arena B':>9}{'MACs':>10}  {'metric':<20}{'float':>18}{'int8':>18}"
+    lines += [header, "-" * len(header)]
+    for row in result["models"]:
+        lines.append(
+            f"{row['task']:<12}{_fmt(row['flash_bytes'], 9)}{_fmt(row['arena_bytes'], 9)}"
+            f"{_fmt(row['macs'], 10)}  {row['metric']:<20}{_fmt(row['float'], 18)}"
+            f"{_fmt(row['int8'], 18)}"
+        )
+    fleet = result["fleet"]
+    lines += [
+        "",
+        f"fleet: {fleet['devices']} devices × {len(fleet['per_task'])} models for "
+        f"{fleet['seconds']:.0f} s on {fleet['broker']}",
+        f"messages: published {fleet['published']}, received {fleet['received']}, "
+        f"lost {fleet['lost']}, duplicates {fleet['duplicates']}",
+        f"latency window end → subscriber: median {fleet['latency_ms_median']} ms, "
+        f"p99 {fleet['latency_ms_p99']} ms",
+        "",
+    ]
+    for task, path in result["reports"].items():
+        lines.append(f"report {task}: {path}")
+    for task, path in result["firmware"].items():
+        lines.append(f"firmware {task}: {path}")
+    lines.append(f"total {result['seconds']:.0f} s")
+    return "\n".join(lines)
