@@ -66,18 +66,25 @@ def air_quality_bundle(
     )
 
 
-def head_only_bundle(task: str, head: dict, directory: Path) -> Bundle:
-    """A Bundle object with a given head, for discovery payloads (no model is run)."""
-    spec = QuantizedTensor((1, 4), "int8", 0.1, 0)
+def head_only_bundle(
+    task: str,
+    head: dict,
+    directory: Path,
+    *,
+    feature_config: dict | None = None,
+    n_outputs: int = 4,
+) -> Bundle:
+    """A Bundle object with a given head, for task runtimes and discovery (no model is run)."""
     return Bundle(
         directory=directory,
         task=task,
         name=f"{task}-test",
         version="20260101.000000-abcdef12",
-        input=spec,
-        output=spec,
-        feature_config={},
+        input=QuantizedTensor((1, 4), "int8", 0.1, 0),
+        output=QuantizedTensor((1, n_outputs), "int8", 0.1, 0),
+        feature_config=feature_config or {},
         head=head,
+        model_sha256="ab" * 32,
     )
 
 

@@ -8,7 +8,7 @@ each Home Assistant restart).
 
 Entities per task (state comes from the topics the device already publishes; no extra traffic):
 
-* ``kws``: an ``event`` entity; ``event_types`` are the bundle's labels; fires on every
+* ``kws``: an ``event`` entity; ``event_types`` are the bundle's keyword labels; fires on every
   ``tinyfleet/<device>/kws/event`` (a detected keyword).
 * ``vibration``: a ``binary_sensor`` (device class ``problem``) that is ON while the debounced alarm
   is raised, and an ``anomaly score`` ``sensor`` (reconstruction error, standardised feature units²).
@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 from device_sim.bundle import Bundle
 from device_sim.mqtt import topics
+from device_sim.tasks.air_quality import DEFAULT_BANDS
+from device_sim.tasks.kws import NON_KEYWORDS
 from tinyfleet import __version__
 
 DISCOVERY_PREFIX = "homeassistant"
@@ -50,14 +52,12 @@ AIR_QUALITY_CLASSES: dict[str, tuple[str, str, str]] = {
 
 
 class DiscoveryMessage(NamedTuple):
-    """One config message: publish ``payload`` on ``topic`` with ``retain`` (always True) at QoS 1.
-
-    A tuple so that callers can write ``for topic, payload, retain in discovery_messages(...)``.
-    """
+    """One config message: publish ``payload`` on ``topic`` with ``retain`` at ``qos``."""
 
     topic: str
     payload: bytes
     retain: bool = True
+    qos: int = 1
 
     @property
     def config(self) -> dict[str, Any]:
@@ -100,7 +100,10 @@ def _common(device_id: str, object_id: str, name: str, device: dict[str, Any]) -
 
 
 def _kws(device_id: str, bundle: Bundle, device: dict[str, Any]) -> list[tuple[str, str, dict]]:
-    labels = [str(label) for label in bundle.head.get("labels", [])]
+    # Only keywords are ever detected (device_sim/tasks/kws.py): _silence_/_unknown_ would be event
+    # types that can never fire, so they are left out; a bundle may name its keywords explicitly.
+    labels = [str(label) for label in bundle.head.get("keywords") or bundle.head.get("labels", [])]
+    labels = [label for label in labels if label not in NON_KEYWORDS]
     config = {
         **_common(device_id, "kws_keyword", "Keyword", device),
         "state_topic": topics.event_topic(device_id, "kws"),
@@ -166,7 +169,7 @@ def _air_quality(
         if device_class and unit == class_unit:
             config["device_class"] = device_class
         entities.append(("sensor", object_id, config))
-    bands = (bundle.head.get("bands") or {}).get("names")
+    bands = (bundle.head.get("bands") or DEFAULT_BANDS).get("names")  # as the task runtime does
     band = {
         **_common(device_id, "air_quality_band", "Air quality band", device),
         "state_topic": state,
