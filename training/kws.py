@@ -56,13 +56,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "width": 32,
         "depth": 2,
         "dropout": 0.1,
-        "epochs": 12,
+        "epochs": 20,
         "batch_size": 64,
         "learning_rate": 4e-3,
         "sparsity": 0.3,
-        "copies": 2,
-        "keyword_renditions": 36,
-        "unknown_renditions": 5,
+        "copies": 3,
+        "keyword_renditions": 60,
+        "unknown_renditions": 3,
     },
     "full": {
         "features": "mfcc",
@@ -76,7 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sparsity": 0.5,
         "copies": 5,
         "keyword_renditions": 150,
-        "unknown_renditions": 30,
+        "unknown_renditions": 10,
     },
 }
 SEARCH_SPACE: dict[str, Any] = {

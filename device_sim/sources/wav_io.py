@@ -9,6 +9,7 @@ worth mentioning for speech. Anything that is not a RIFF/WAVE file is refused wi
 
 from __future__ import annotations
 
+import struct
 import warnings
 from math import gcd
 from pathlib import Path
@@ -60,7 +61,7 @@ def read_wav_raw(path: str | Path) -> tuple[int, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", scipy.io.wavfile.WavFileWarning)
             rate, data = scipy.io.wavfile.read(path, mmap=False)
-    except (ValueError, EOFError, OSError) as exc:
+    except (ValueError, EOFError, OSError, struct.error) as exc:
         raise DataError(f"{path} is not a readable WAV file ({exc}): {_CONVERT_HINT}") from exc
     if data.size == 0:
         raise DataError(f"{path} holds no audio samples")
