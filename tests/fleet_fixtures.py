@@ -122,3 +122,52 @@ def start_cli(*args: str, stdout=subprocess.PIPE) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*TINYFLEET, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=REPO
     )
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.05) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds passed; returns the last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return bool(condition())
+
+
+def seq_counters(state_dir: Path) -> dict[tuple[str, str], int]:
+    """(device, task) → next seq, read from the devices' outbox files in ``state_dir``."""
+    import sqlite3
+
+    counters: dict[tuple[str, str], int] = {}
+    for path in Path(state_dir).glob("*.sqlite"):
+        with sqlite3.connect(path) as conn:
+            for device, task, value in conn.execute("SELECT device, task, next FROM seq"):
+                counters[(device, task)] = int(value)
+    return counters
+
+
+def expected_keys(state_dir: Path) -> set[tuple[str, str, int]]:
+    """Every (device, task, seq) the devices of ``state_dir`` ever published."""
+    return {
+        (device, task, seq)
+        for (device, task), value in seq_counters(state_dir).items()
+        for seq in range(value)
+    }
+
+
+class Collector:
+    """Every prediction a :class:`~device_sim.mqtt.subscriber.Subscriber` passes on, by key."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.keys: list[tuple[str, str, int]] = []
+        self.versions: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, prediction, payload: bytes, received_ms: int) -> None:
+        with self._lock:
+            self.keys.append(prediction.key)
+            self.versions.append(prediction.model["version"])
