@@ -330,9 +330,9 @@ def write_results(study: Any, request: TuneRequest) -> dict[str, Any]:
     }
     out = request.out
     best_dir = out / BEST_DIR
+    if best_dir.exists():  # a best/ from an earlier run may not fit this run's budget
+        shutil.rmtree(best_dir)
     if best is not None:
-        if best_dir.exists():
-            shutil.rmtree(best_dir)
         shutil.copytree(best["bundle"], best_dir, ignore=shutil.ignore_patterns("firmware"))
         load_bundle(best_dir)  # the copy must verify like any bundle
         summary["best_bundle"] = str(best_dir)

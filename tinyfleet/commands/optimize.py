@@ -1,7 +1,8 @@
-"""Optimisation and reporting: ``tune`` (search under an MCU budget) and ``report`` (HTML page).
+"""Optimisation and reporting: ``tune`` (search under an MCU budget), ``report`` (HTML page of a
+bundle) and ``fleet-view`` (live web page of the fleet, served by mosquitto).
 
-TensorFlow is imported inside ``tune`` only; ``report`` needs matplotlib and, for a bundle that has
-a float model, TensorFlow to recompute float predictions (it falls back to the int8 model alone).
+TensorFlow is imported inside ``tune`` only; ``report`` needs matplotlib and the int8 runtime (it
+recomputes predictions with the bundle's ``model.tflite``, as a device would).
 """
 
 from __future__ import annotations
@@ -89,6 +90,29 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def run_fleet_view(args: argparse.Namespace) -> int:
+    import time
+
+    from device_sim.fleet_view import FleetView
+
+    host, port = args.broker
+    with FleetView(host, port, port=args.port) as view:
+        emit({"url": view.url, "bridged_from": f"{host}:{port}"}, args.json, render_mapping)
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while deadline is None or time.monotonic() < deadline:
+            if not view.broker.is_running():
+                raise ConfigError(f"the fleet view's mosquitto stopped; see {view.broker.log_path}")
+            time.sleep(0.5)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     tune = subparsers.add_parser(
         "tune",
@@ -141,3 +165,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--out", type=Path, help="HTML file (default BUNDLE/report.html)")
     add_json_flag(report)
     report.set_defaults(func=run_report)
+
+    view = subparsers.add_parser(
+        "fleet-view",
+        help="serve a live web page of the fleet (devices, last predictions, alarms)",
+        description="Starts a small mosquitto on 127.0.0.1 that bridges tinyfleet/# in from the "
+        "fleet broker and serves the page plus MQTT-over-WebSockets on one port. Open the printed "
+        "URL in a browser; Ctrl-C stops it.",
+    )
+    view.add_argument(
+        "--broker",
+        type=_host_port,
+        default=("127.0.0.1", 1883),
+        metavar="HOST:PORT",
+        help="the fleet's MQTT broker (default 127.0.0.1:1883)",
+    )
+    view.add_argument("--port", type=int, help="HTTP/websockets port (default: a free one)")
+    view.add_argument(
+        "--seconds", type=float, help="stop after this long (default: run until Ctrl-C)"
+    )
+    add_json_flag(view)
+    view.set_defaults(func=run_fleet_view)
