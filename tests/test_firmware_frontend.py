@@ -15,7 +15,7 @@ import pytest
 
 from device_sim.features import feature_config_from_dict
 from device_sim.features.air_quality import AirQualityWindowConfig, sliding_windows
-from device_sim.features.audio import default_config
+from device_sim.features.audio import default_config, with_normalization
 from device_sim.features.vibration import VibrationFeatureConfig, validate_window
 from device_sim.sources.air_quality_sim import simulate
 from device_sim.sources.vibration import SimSource
@@ -38,13 +38,15 @@ def _speech_clips(count: int) -> np.ndarray:
     return np.stack(clips).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["log_mel", "mfcc"])
-def test_c_audio_front_end_matches_python_on_speech_clips(tmp_path, kind):
+@pytest.mark.parametrize(("kind", "standardised"), [("log_mel", False), ("mfcc", True)])
+def test_c_audio_front_end_matches_python_on_speech_clips(tmp_path, kind, standardised):
     config = default_config(kind)
-    frontend = config.build()
-    c = generate_frontend(config.to_dict())
     clips = _speech_clips(12)
     clips[0] = 0.0  # digital silence: every mel energy sits on the log floor
+    if standardised:  # as KWS training does: per-coefficient mean/std of the training features
+        config = with_normalization(config, config.build().batch(clips))
+    frontend = config.build()
+    c = generate_frontend(config.to_dict())
     status, features = run_c_frontend(c.source, c.header, clips, c.features, tmp_path)
     expected = frontend.batch(clips).reshape(len(clips), -1)
     assert np.all(status == 0)
