@@ -402,8 +402,8 @@ def add_credentials(
 def remove_credentials(state_dir: str | Path, name: str, *, reload: bool = True) -> bool:
     """Remove user ``name``; returns False when there was no such user.
 
-    Mosquitto keeps an already connected client connected after a reload, but its ACL rights are
-    gone at once: it can no longer publish or receive anything.
+    On the reload mosquitto (2.0) re-checks connected clients and disconnects this user's; its
+    reconnects are refused.
     """
     state_dir = Path(state_dir).resolve()
     users = load_users(state_dir)
