@@ -16,7 +16,7 @@ from tinyfleet.output import add_json_flag, emit, render_mapping
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE_DIR = Path("artifacts/broker")
+DEFAULT_STATE_DIR = Path(".tinyfleet-broker")  # as `tinyfleet broker --state-dir`
 
 
 def run_credentials_add(args: argparse.Namespace) -> int:
