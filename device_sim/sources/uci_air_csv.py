@@ -234,7 +234,9 @@ class CsvRowParser:
             raise DataError(f"{source or 'the CSV'} maps two columns onto the same canonical name")
         self._value_index = [canonical.index(name) for name in self.columns]
         self.ignored_columns = [
-            h for h, c in zip(header, canonical) if c not in NUMERIC_COLUMNS + TIME_COLUMNS
+            h
+            for h, c in zip(header, canonical, strict=True)
+            if c not in NUMERIC_COLUMNS + TIME_COLUMNS
         ]
         if "timestamp" in canonical:
             self._time = ("iso", canonical.index("timestamp"), -1)
@@ -406,11 +408,12 @@ def load_csv(
     timestamps: list[int] = []
     rows: list[np.ndarray] = []
     parser: CsvRowParser | None = None
-    # latin-1 never fails to decode; the UCI file is ASCII, and column names are matched exactly.
+    # The UCI file is ASCII; an undecodable byte becomes U+FFFD and its line is reported malformed.
     with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        for parser, period_start, row in iter_rows(
+        for row_parser, period_start, row in iter_rows(
             handle, column_map, row_seconds=row_seconds, source=str(path), report=report
         ):
+            parser = row_parser
             if period_start is not None:
                 timestamps.append(period_start)
             rows.append(row)

@@ -1,10 +1,11 @@
 """Air-quality task on the device: model output → concentration estimates, an air-quality band, events.
 
-The model outputs one z-score per target (``(value - mean) / std``, statistics from the training part
-in ``bundle.head["targets"]``): one int8 output tensor with one scale cannot hold CO in mg/m³ (0–10)
-and NO2 in µg/m³ (0–300) at the same resolution. :func:`decode_outputs` turns them back into
-concentrations — the evaluation in ``training/air_quality.py`` uses the same function, so the scored
-figures are those of the device.
+The model outputs, per target, a z-score of the log concentration: ``value = exp(output * log_std +
+log_mean) - offset`` (statistics from the training part, in ``bundle.head["targets"]``). One int8
+output tensor has one scale, so it could not hold CO in mg/m³ (0–10) and NO2 in µg/m³ (0–300) at the
+same resolution; in log space every target gets the same *relative* resolution (about 1–2 % per
+int8 step), which suits skewed, positive concentrations. :func:`decode_outputs` is the only decoder:
+the evaluation in ``training/air_quality.py`` uses it too, so the scored figures are the device's.
 
 The band is the worst of the per-pollutant bands (see :func:`band_indices`). Its thresholds are in
 ``bundle.head["bands"]``, with their source: by default the hourly grid of the European Common Air
@@ -45,12 +46,17 @@ DEFAULT_BANDS: dict[str, Any] = {
 }
 
 
+OUTPUT_CLIP = 6.0  # log-space z-scores beyond ±6 σ are clipped (training clips the same way)
+
+
 def decode_outputs(outputs: np.ndarray, head: Mapping[str, Any]) -> np.ndarray:
-    """Model outputs ``(..., n_targets)`` (z-scores) → concentrations in the targets' units, ≥ 0."""
+    """Model outputs ``(..., n_targets)`` → concentrations in the targets' units (≥ 0)."""
     targets = head["targets"]
-    mean = np.array([t["mean"] for t in targets], dtype=np.float64)
-    std = np.array([t["std"] for t in targets], dtype=np.float64)
-    return np.maximum(np.asarray(outputs, dtype=np.float64) * std + mean, 0.0)
+    log_mean = np.array([t["log_mean"] for t in targets], dtype=np.float64)
+    log_std = np.array([t["log_std"] for t in targets], dtype=np.float64)
+    offset = np.array([t["offset"] for t in targets], dtype=np.float64)
+    z = np.clip(np.asarray(outputs, dtype=np.float64), -OUTPUT_CLIP, OUTPUT_CLIP)
+    return np.maximum(np.exp(z * log_std + log_mean) - offset, 0.0)
 
 
 def band_indices(
@@ -110,7 +116,7 @@ class TaskRuntime:
         missing = ~np.isfinite(window)
         if not missing.any():
             return None
-        names = [name for name, gone in zip(self.inputs, missing.any(axis=0)) if gone]
+        names = [name for name, gone in zip(self.inputs, missing.any(axis=0), strict=True) if gone]
         rows = int(missing.any(axis=1).sum())
         return f"missing {', '.join(names)} in {rows} of {self.window_rows} hours"
 
@@ -127,7 +133,7 @@ class TaskRuntime:
         values = decode_outputs(np.asarray(output).reshape(-1), self.head)
         estimates = {
             key: {"value": round(float(value), 3), "unit": unit}
-            for key, value, unit in zip(self.keys, values, self.units)
+            for key, value, unit in zip(self.keys, values, self.units, strict=True)
         }
         index = int(band_indices(values[np.newaxis], self.keys, self.bands)[0])
         band = self.band_names[index] if index >= 0 else None
