@@ -34,6 +34,23 @@ def tiny_model(n_inputs: int = len(AQ_INPUTS) * AQ_WINDOW_ROWS, n_outputs: int =
     return tiny_int8_model(n_inputs=n_inputs, n_outputs=n_outputs, seed=seed)
 
 
+def aq_targets() -> list[dict]:
+    """Target entries as training/air_quality.py writes them (linear and log decoding keys)."""
+    return [
+        {
+            "key": key,
+            "name": f"{key}(GT)",
+            "unit": unit,
+            "mean": 1.0,
+            "std": 1.0,
+            "log_mean": 0.5,
+            "log_std": 0.5,
+            "offset": 0.1,
+        }
+        for key, unit in AQ_TARGETS
+    ]
+
+
 def air_quality_bundle(
     directory: Path, model_bytes: bytes, *, version: str | None = None, name: str = "aq-test"
 ) -> Bundle:
@@ -58,9 +75,7 @@ def air_quality_bundle(
         output=model.output_spec,
         feature_config=config.to_dict(),
         head={
-            "targets": [
-                {"key": key, "unit": unit, "mean": 1.0, "std": 1.0} for key, unit in AQ_TARGETS
-            ],
+            "targets": aq_targets(),
         },
         version=version,
     )

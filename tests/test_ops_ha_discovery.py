@@ -28,9 +28,9 @@ import jinja2
 import numpy as np
 import pytest
 from ops_fixtures import (
-    AQ_TARGETS,
     Collector,
     air_quality_bundle,
+    aq_targets,
     close,
     connect,
     head_only_bundle,
@@ -44,6 +44,7 @@ from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.ha_discovery import discovery_messages
 from device_sim.mqtt.payload import encode_event, encode_prediction
 from device_sim.tasks import runtime_for
+from device_sim.tasks.air_quality import decode_outputs
 
 REQUIRED = {
     "event": {"state_topic", "event_types"},
@@ -68,7 +69,7 @@ VIBRATION_HEAD = {
     "alarm_n": 3,
 }
 AQ_HEAD = {
-    "targets": [{"key": k, "unit": u, "mean": 1.0, "std": 1.0} for k, u in AQ_TARGETS],
+    "targets": aq_targets(),
 }
 AQ_FEATURES = {"inputs": ["T", "RH"], "window_rows": 3}
 
@@ -188,12 +189,12 @@ def test_templates_render_what_the_task_runtimes_publish(bundles):
     assert render(score, skipped) == "None"  # Home Assistant shows "unknown"
 
     air = runtime_for(bundles["air_quality"])
-    estimates = _prediction(
-        "air_quality", air.process(np.array([1.0, 2.0, 0.5]), np.zeros(6)).fields
-    )
+    output = np.array([1.0, 2.0, 0.5])
+    estimates = _prediction("air_quality", air.process(output, np.zeros(6)).fields)
     co = render(entities["air_quality_co"]["value_template"], estimates)
     no2 = render(entities["air_quality_no2"]["value_template"], estimates)
-    assert (float(co), float(no2)) == pytest.approx((2.0, 3.0))  # mean 1 + z * std 1
+    expected = decode_outputs(output, bundles["air_quality"].head)
+    assert (float(co), float(no2)) == pytest.approx(tuple(expected[:2]), abs=1e-3)
     band = render(entities["air_quality_band"]["value_template"], estimates)
     assert band in entities["air_quality_band"]["options"]
     missing = _prediction("air_quality", air.invalid_result("missing T in 1 of 3 hours").fields)

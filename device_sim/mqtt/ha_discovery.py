@@ -27,6 +27,7 @@ entities under one device. Field names follow ``device_sim/tasks/*.py``; documen
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -155,7 +156,7 @@ def _air_quality(
     entities = []
     for target in bundle.head.get("targets", []):
         key, unit = str(target["key"]), str(target["unit"])
-        object_id = f"air_quality_{key.lower()}"
+        object_id = "air_quality_" + re.sub(r"[^a-z0-9_]", "_", key.lower())  # HA: [a-z0-9_-]
         device_class, class_unit, friendly = AIR_QUALITY_CLASSES.get(key, (None, None, key))
         config = {
             **_common(device_id, object_id, f"{friendly} ({key})", device),
