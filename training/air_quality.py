@@ -95,6 +95,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "epochs": [40, 80, 150],
     "sparsity": [0.0, 0.3, 0.5, 0.7],
 }
+HEADLINE_METRIC = "mae_relative"
 TRAIN_FRACTION = 0.75
 MIN_TARGET_VALUES = 50  # a target needs this many present values in each part to be modelled
 REPRESENTATIVE_WINDOWS = 300
@@ -105,7 +106,7 @@ def load_table(options: TrainOptions, *, days: int | None = None) -> AirQualityT
     """The dataset: ``options.data`` (UCI/generic CSV) or ``days`` of the seeded simulator."""
     if options.data is not None:
         return load_csv(options.data, options.column_map)
-    n_days = days or PRESETS[options.preset]["sim_days"]
+    n_days = days or options.knob("sim_days", PRESETS[options.preset]["sim_days"])
     return simulate(24 * int(n_days), seed=options.seed)
 
 
@@ -408,7 +409,7 @@ def train(options: TrainOptions) -> TrainedModel:
     }
     evaluation = {
         "x": x_test,
-        "y": y_test,
+        "reference": y_test,
         **baselines,
         "end_row": data["end_row"][test_rows],
         "split": np.array(json.dumps(split)),
@@ -472,10 +473,13 @@ def score(
 ) -> dict[str, Any]:
     """Per-target MAE/R² of ``predict`` beside the baselines on the same rows, band accuracy, split.
 
+    The headline (first key) ``mae_relative`` is the mean over targets of MAE / mean reference
+    concentration: one unit-free number to minimise (``tinyfleet tune``).
+
     ``predict`` maps features to z-scores (Keras float or the int8 interpreter); they are decoded
     exactly as on the device (:func:`device_sim.tasks.air_quality.decode_outputs`).
     """
-    x, y = evaluation["x"], evaluation["y"]
+    x, y = evaluation["x"], evaluation["reference"]
     pred = decode_outputs(predict(x), head)
     targets: dict[str, Any] = {}
     for j, target in enumerate(head["targets"]):
@@ -501,7 +505,12 @@ def score(
     complete = np.all(np.isfinite(y[:, banded]), axis=1) if banded else np.zeros(len(y), bool)
     reference_band = band_indices(y[complete], keys, bands)
     estimated_band = band_indices(pred[complete], keys, bands)
+    relative = [
+        t["mae"] / max(float(np.mean(y[np.isfinite(y[:, j]), j])), 1e-9)
+        for j, t in enumerate(targets.values())
+    ]
     result: dict[str, Any] = {
+        "mae_relative": float(np.mean(relative)),
         "targets": targets,
         "band_accuracy": float(np.mean(reference_band == estimated_band))
         if complete.any()
@@ -554,7 +563,7 @@ def evaluate(bundle: Bundle, data: Path | None, options: TrainOptions) -> dict[s
             y[:, j] = data_["y"][:, present.index(name)]
     rows = (data_["end_row"] >= first_row) & np.isfinite(y).any(axis=1)
     model = Int8Model.from_bundle(bundle)
-    evaluation = {"x": data_["x"][rows], "y": y[rows]}
+    evaluation = {"x": data_["x"][rows], "reference": y[rows]}
     result = score(model.predict_batch, evaluation, bundle.head)
     result["data"] = {
         "source": table.report.source,
@@ -575,7 +584,7 @@ def _plot(bundle: Bundle, table, end_rows, evaluation, model) -> Path:
 
     last = slice(-24 * 14, None)
     pred = decode_outputs(model.predict_batch(evaluation["x"][last]), bundle.head)
-    y = evaluation["y"][last]
+    y = evaluation["reference"][last]
     targets = bundle.head["targets"]
     fig, axes = plt.subplots(len(targets), 1, figsize=(10, 2.4 * len(targets)), sharex=True)
     axes = np.atleast_1d(axes)

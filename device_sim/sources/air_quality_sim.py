@@ -226,3 +226,22 @@ class AirQualitySimulator:
 def simulate(n_rows: int, seed: int = 0, *, step_seconds: float = 3600.0) -> AirQualityTable:
     """``n_rows`` consecutive simulated rows from a fresh simulator (a training/evaluation set)."""
     return AirQualitySimulator(seed, step_seconds=step_seconds).generate(n_rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m device_sim.sources.air_quality_sim --days 30 --out station.csv``: a UCI-format file."""
+    import argparse
+
+    from device_sim.sources.uci_air_csv import write_uci_csv
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--days", type=int, default=30, help="days of hourly rows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="CSV file to write (UCI Air Quality format)")
+    args = parser.parse_args(argv)
+    write_uci_csv(simulate(24 * args.days, seed=args.seed), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -444,3 +444,45 @@ def load_csv(
         row_seconds=row_seconds,
         report=report,
     )
+
+
+# How the UCI file writes each column: decimals after the comma (sensors are integers there).
+_UCI_DECIMALS = {name: 0 for name in SENSOR_COLUMNS} | {
+    "CO(GT)": 1,
+    "NMHC(GT)": 0,
+    "C6H6(GT)": 1,
+    "NOx(GT)": 0,
+    "NO2(GT)": 0,
+    "T": 1,
+    "RH": 1,
+    "AH": 4,
+}
+
+
+def write_uci_csv(table: AirQualityTable, path: str | Path, *, empty_rows: int = 3) -> Path:
+    """Write ``table`` in the UCI file's own format (``;``, decimal comma, ``-200``, trailing ``;;``).
+
+    Used to replay simulated data through the real loader and to make test files; columns the
+    table lacks are written as ``-200`` like the UCI file's missing ``NMHC(GT)``.
+    """
+    if table.timestamps is None:
+        raise DataError("writing the UCI format needs timestamps (Date/Time columns)")
+    path = Path(path)
+    lines = [";".join(("Date", "Time") + NUMERIC_COLUMNS) + ";;"]
+    columns = [
+        table.column(n) if table.has(n) else np.full(len(table), np.nan) for n in NUMERIC_COLUMNS
+    ]
+    for i, stamp in enumerate(table.timestamps):
+        moment = datetime.fromtimestamp(int(stamp), tz=timezone.utc)
+        fields = [f"{moment:%d/%m/%Y}", f"{moment:%H.%M.%S}"]
+        for name, column in zip(NUMERIC_COLUMNS, columns, strict=True):
+            value = column[i]
+            if not np.isfinite(value):
+                fields.append("-200")
+            else:
+                fields.append(f"{value:.{_UCI_DECIMALS[name]}f}".replace(".", ","))
+        lines.append(";".join(fields) + ";;")
+    lines += [";" * (len(NUMERIC_COLUMNS) + 3)] * empty_rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
+    return path

@@ -13,6 +13,10 @@ Quality Index (CAQI) for NO2 and CO. They are *indicative*: a low-cost sensor es
 regulatory measurement, and benzene is not banded because EU/WHO set only an annual-mean limit for
 it (5 µg/m³), not an hourly one.
 
+The payload's ``band`` is the band of the current hour. A ``band_changed`` event is sent only when a
+new band has held for ``bands["confirm_windows"]`` consecutive valid windows (2 by default): near a
+threshold the hourly band flickers, and a subscriber wants one event per real change, not a storm.
+
 A window with a missing input is not inferred: the device loop asks :meth:`TaskRuntime.check_window`
 first and publishes :meth:`TaskRuntime.invalid_result` (``valid: false`` with a reason) instead.
 """
@@ -43,6 +47,7 @@ DEFAULT_BANDS: dict[str, Any] = {
     "CO 5/7.5/10/20 mg/m³ (8-hour grid used hourly); benzene not banded (EU limit 5 µg/m³ is an "
     "annual mean)",
     "note": "indicative only: estimates from low-cost sensors, not regulatory measurements",
+    "confirm_windows": 2,
 }
 
 
@@ -105,7 +110,10 @@ class TaskRuntime:
         self.window_rows = int(bundle.feature_config["window_rows"])
         explain = head.get("explain") or {}
         self.explanation = explain.get("per_target") if explain.get("in_payload") else None
-        self.band: str | None = None
+        self.confirm_windows = max(1, int(self.bands.get("confirm_windows", 1)))
+        self.band: str | None = None  # the last confirmed (reported) band
+        self._candidate: str | None = None
+        self._candidate_count = 0
 
     def check_window(self, window: np.ndarray) -> str | None:
         """Why ``window`` (``(window_rows, n_inputs)`` raw rows) must not be inferred, or None."""
@@ -125,7 +133,7 @@ class TaskRuntime:
         return TaskResult(fields={"valid": False, "reason": reason})
 
     def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult:
-        """One window's dequantized output (z-scores) → estimates with units, band, event."""
+        """One window's dequantized output (log-space z-scores) → estimates, band, event."""
         if not np.all(np.isfinite(features)):
             return self.invalid_result(
                 "features are not finite (a missing input reached the model)"
@@ -140,15 +148,28 @@ class TaskRuntime:
         fields: dict[str, Any] = {"valid": True, "estimates": estimates, "band": band}
         if self.explanation:
             fields["explain"] = self.explanation
-        event = None
-        if band is not None and self.band is not None and band != self.band:
-            event = {
-                "type": "band_changed",
-                "from": self.band,
-                "to": band,
-                "estimates": {key: e["value"] for key, e in estimates.items()},
-            }
-            log.info("air-quality band %s → %s", self.band, band)
-        if band is not None:
-            self.band = band
-        return TaskResult(fields=fields, event=event)
+        return TaskResult(fields=fields, event=self._track_band(band, estimates))
+
+    def _track_band(self, band: str | None, estimates: dict[str, Any]) -> dict[str, Any] | None:
+        """Confirm a band after ``confirm_windows`` windows in a row; the event on a change."""
+        if band is None:
+            return None
+        if self.band is None or band == self.band:
+            self.band = band if self.band is None else self.band
+            self._candidate, self._candidate_count = None, 0
+            return None
+        if band == self._candidate:
+            self._candidate_count += 1
+        else:
+            self._candidate, self._candidate_count = band, 1
+        if self._candidate_count < self.confirm_windows:
+            return None
+        previous, self.band = self.band, band
+        self._candidate, self._candidate_count = None, 0
+        log.info("air-quality band %s → %s", previous, band)
+        return {
+            "type": "band_changed",
+            "from": previous,
+            "to": band,
+            "estimates": {key: e["value"] for key, e in estimates.items()},
+        }
