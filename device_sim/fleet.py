@@ -169,6 +169,8 @@ class Fleet:
         self.loop.idle_hooks.append(self._drain_all)
 
     def _drain_all(self) -> None:
+        # durable first (also while disconnected: a killed process must find its queue and seq)
+        self.spool_db.commit()
         for device in self.devices:
             device.publisher.drain()
 

@@ -64,9 +64,9 @@ def test_three_devices_deliver_every_prediction_once_with_gap_free_seq(tmp_path,
     subscriber.start().wait_connected()
     watcher = Watcher(broker.url)
     options = FleetOptions(
-        broker.url, [bundle], devices=3, duration_s=2.0, state_dir=tmp_path / "state"
+        broker.url, [bundle], devices=3, rate_hz=25, duration_s=2.0, state_dir=tmp_path / "state"
     )
-    report = run_fleet(options)  # real time: 25 windows/s per device for this bundle
+    report = run_fleet(options)
 
     published = report["published"]["predictions"]
     assert published >= 60  # ~150 on an idle machine; the simulator slows under load
