@@ -12,6 +12,7 @@ import pytest
 from ops_fixtures import Collector, air_quality_bundle, close, connect, subscribe, tiny_model
 
 from device_sim.bundle import SCHEMA_VERSION, load_bundle, sha256_bytes
+from device_sim.errors import ConfigError
 from device_sim.fleet import Fleet, FleetOptions
 from device_sim.mqtt import rollout
 from device_sim.mqtt.broker import MosquittoBroker
@@ -260,3 +261,30 @@ def test_unanswered_devices_are_reported_and_exit_status_is_nonzero(fleet, capsy
     )
     assert status == 1
     assert "ghost: no answer" in capsys.readouterr().out
+
+
+class RefusingDevice:
+    """A device runtime that turns the swap down (e.g. it is shutting the task down)."""
+
+    def request_model_swap(self, task, bundle) -> None:
+        raise ConfigError("task air_quality is being stopped")
+
+
+def test_device_refusing_the_swap_leaves_no_new_model_installed(tmp_path):
+    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
+    reports = []
+    receiver = rollout.RolloutReceiver(
+        "dev-1",
+        tmp_path / "models",
+        RefusingDevice(),
+        lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
+        {"air_quality": old},
+    )
+    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), None, 1024)
+    receiver.handle(rollout.offer_topic("dev-1", "r1"), json.dumps(offer).encode())
+    for index, chunk in enumerate(chunks):
+        receiver.handle(rollout.chunk_topic("dev-1", "r1", index), chunk)
+    assert reports[-1]["state"] == "refused" and reports[-1]["code"] == "swap_failed"
+    assert "being stopped" in reports[-1]["reason"]
+    assert list((tmp_path / "models" / "air_quality").iterdir()) == []
+    assert receiver.running["air_quality"].version == "v1"

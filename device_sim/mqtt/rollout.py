@@ -282,8 +282,13 @@ class RolloutReceiver:
             if sorted(pending.chunks) != list(range(offer["chunks"])):
                 raise Refused("incomplete", f"chunk indices {sorted(pending.chunks)} are not 0…n-1")
             model = b"".join(pending.chunks[i] for i in range(offer["chunks"]))
-            bundle = self._verify_and_store(offer, model)
-            self._swap(pending.rollout_id, offer, bundle)
+            bundle, created = self._verify_and_store(offer, model)
+            try:
+                self._swap(pending.rollout_id, offer, bundle)
+            except Refused:
+                if created:  # nothing half-installed stays behind
+                    shutil.rmtree(bundle.directory, ignore_errors=True)
+                raise
         except Refused as refusal:
             self._report_refusal(pending.rollout_id, offer, refusal)
 
@@ -342,12 +347,16 @@ class RolloutReceiver:
             )
         return manifest
 
-    def _verify_and_store(self, offer: Mapping[str, Any], model: bytes) -> Bundle:
+    def _verify_and_store(self, offer: Mapping[str, Any], model: bytes) -> tuple[Bundle, bool]:
+        """Verify, then write the bundle to ``<model_dir>/<task>/<version>/``; returns it and
+        whether the folder is new. ``current`` is switched only after the swap was accepted."""
         manifest = self._verify(offer, model)
         task_dir = self.model_dir / offer["task"]
         task_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=task_dir, prefix=".incoming-"))
+        created = False
         try:
+            staging.chmod(0o755)
             (staging / MODEL_FILE).write_bytes(model)
             (staging / MANIFEST_FILE).write_text(offer["manifest"])
             try:
@@ -368,11 +377,11 @@ class RolloutReceiver:
             else:
                 _fsync_dir_files(staging)
                 os.rename(staging, final)
-            _point_current(task_dir, final.name)
+                created = True
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return load_bundle(final)
+        return load_bundle(final), created
 
     def _swap(self, rollout_id: str, offer: Mapping[str, Any], bundle: Bundle) -> None:
         previous = self.running.get(bundle.task)
@@ -381,6 +390,7 @@ class RolloutReceiver:
         except TinyfleetError as exc:
             raise Refused("swap_failed", f"the device refused the swap: {exc}") from exc
         self.running[bundle.task] = bundle
+        _point_current(bundle.directory.parent, bundle.directory.name)
         log.info(
             "rollout %s: %s model %s → %s",
             rollout_id,
