@@ -105,10 +105,12 @@ def main() -> int:
 
     int8 = Int8Model.from_bundle(bundle)
     cal = trained.evaluation["x_calibration"]
-    int8_cal = reconstruction_error(cal, int8.predict_batch(cal))
+    int8_cal = reconstruction_error(cal, int8.predict_batch(cal), bundle.head["error_scale"])
     x = trained.evaluation["x"]
     normal = trained.evaluation["class_index"] == 0
-    int8_eval = reconstruction_error(x[normal], int8.predict_batch(x[normal]))
+    int8_eval = reconstruction_error(
+        x[normal], int8.predict_batch(x[normal]), bundle.head["error_scale"]
+    )
     threshold = bundle.head["anomaly_threshold"]
 
     healthy_s = args.healthy_minutes * 60

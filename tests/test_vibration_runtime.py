@@ -9,14 +9,14 @@ import pytest
 
 from device_sim.errors import ConfigError, DataError
 from device_sim.features import frontend_from_dict
-from device_sim.features.vibration import validate_window
+from device_sim.features.vibration import VibrationFeatureConfig, validate_window
 from device_sim.sources import open_source
 from device_sim.sources.vibration import StdinSource, default_fault
 from device_sim.sources.vibration_sim import simulate_recording
 from device_sim.tasks import runtime_for
 from tests.vibration_fixtures import runtime_bundle
 
-N_FEATURES = 60
+N_FEATURES = VibrationFeatureConfig().n_features
 
 
 def run(runtime, errors: list[float]):
@@ -76,7 +76,7 @@ def test_explanation_names_the_features_with_their_frequency_ranges(tmp_path):
     names = runtime.feature_names
     features = np.zeros(N_FEATURES, np.float32)
     y_hf = names.index("y hf_kurtosis")
-    band = 22  # y axis, band 3
+    band = VibrationFeatureConfig().features_per_axis + 3  # y axis, band 3
     features[y_hf], features[band] = 4.0, -2.0
     result = runtime.process(np.zeros(N_FEATURES, np.float32), features)
     top = result.fields["top_features"]

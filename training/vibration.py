@@ -10,7 +10,8 @@ window straddles a boundary and train/calibration/evaluation never share a sampl
 recordings are never trained on; all their windows are evaluation data.
 
 **Threshold.** The anomaly score is the mean squared reconstruction error of the standardised
-features (:func:`device_sim.tasks.vibration.reconstruction_error`). The threshold is the
+features, each divided by its RMS error on the training windows (``head["error_scale"]``,
+:func:`device_sim.tasks.vibration.reconstruction_error`). The threshold is the
 ``1 - target_false_alarm_rate`` quantile of the scores of the held-out calibration windows, so the
 false-alarm rate per window on normal data is about the target. :func:`calibrate_head` repeats this
 for the int8 model, whose scores differ slightly from the float model's.
@@ -57,7 +58,7 @@ DEFAULT_SAMPLE_RATE = 6400.0
 # Per preset: simulator data volume and training length.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        "normal_recordings": 6,
+        "normal_recordings": 8,
         "normal_seconds": 30.0,
         "anomaly_recordings": 1,
         "anomaly_seconds": 4.0,
@@ -291,7 +292,8 @@ def score(
 ) -> dict[str, Any]:
     """AUC (headline), FAR and detection rate at the head's threshold, per class, baselines."""
     x = evaluation["x"]
-    return metrics_from_scores(reconstruction_error(x, predict(x)), evaluation, head)
+    scores = reconstruction_error(x, predict(x), head.get("error_scale"))
+    return metrics_from_scores(scores, evaluation, head)
 
 
 def metrics_from_scores(
@@ -340,13 +342,25 @@ def calibrate_head(
 
     The float model's threshold is kept as ``float_anomaly_threshold``.
     """
-    scores = reconstruction_error(evaluation["x_calibration"], predict(evaluation["x_calibration"]))
+    x_cal = evaluation["x_calibration"]
+    scores = reconstruction_error(x_cal, predict(x_cal), head.get("error_scale"))
     threshold = calibrate_threshold(scores, float(head["target_false_alarm_rate"]))
     return {
         **head,
         "float_anomaly_threshold": head.get("float_anomaly_threshold", head["anomaly_threshold"]),
         "anomaly_threshold": threshold,
     }
+
+
+def residual_scale(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """Per-feature RMS reconstruction error on normal windows (the score's ``error_scale``).
+
+    Floored at one int8 output step (output range / 255) and 0.02 so that a feature the float
+    model reconstructs almost perfectly does not turn int8 rounding into false alarms.
+    """
+    rms = np.sqrt(np.mean((x - reconstruction) ** 2, axis=0))
+    step = float(reconstruction.max() - reconstruction.min()) / 255
+    return np.maximum(rms, max(step, 0.02)).astype(np.float32)
 
 
 def rms_baseline(features: np.ndarray, config: VibrationFeatureConfig) -> np.ndarray:
@@ -423,7 +437,9 @@ def train(options: TrainOptions) -> TrainedModel:
         return np.asarray(fitted.model.predict(x, verbose=0, batch_size=512))
 
     target_far = float(options.knob("target_false_alarm_rate", 0.005))
-    threshold = calibrate_threshold(reconstruction_error(x_cal, predict(x_cal)), target_far)
+    error_scale = residual_scale(x_train, predict(x_train))
+    scores_cal = reconstruction_error(x_cal, predict(x_cal), error_scale)
+    threshold = calibrate_threshold(scores_cal, target_far)
     n_clusters = int(options.knob("kmeans_clusters", 8))
     kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=options.seed).fit(x_train)
     centroids = kmeans.cluster_centers_.astype(np.float32)
@@ -438,7 +454,8 @@ def train(options: TrainOptions) -> TrainedModel:
     head = {
         "anomaly_threshold": threshold,
         "target_false_alarm_rate": target_far,
-        "score": "mean squared reconstruction error of the standardised features",
+        "score": "mean(((features - output) / error_scale)^2) over the standardised features",
+        "error_scale": error_scale,
         "classes": splits.classes,
         "feature_names": config.feature_names(),
         "feature_ranges_hz": config.feature_ranges_hz(),
@@ -513,7 +530,7 @@ def evaluate(bundle: Bundle, data: Path | None, options: TrainOptions) -> dict[s
     if centroids:
         evaluation["baseline_kmeans"] = kmeans_baseline(x_eval, np.asarray(centroids))
     model = Int8Model.from_bundle(bundle)
-    scores = reconstruction_error(x_eval, model.predict_batch(x_eval))
+    scores = reconstruction_error(x_eval, model.predict_batch(x_eval), head.get("error_scale"))
     result = metrics_from_scores(scores, evaluation, head)
     result["data"] = str(data) if data else f"simulator (seed {options.seed})"
     if unknown:

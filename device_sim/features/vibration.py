@@ -11,7 +11,12 @@ developing fault changes is the *shape* of the spectrum and the *impulsiveness* 
   impulsive waveforms);
 * **high-frequency kurtosis** (kurtosis of the signal above ``hf_cutoff_hz``, where rolling-element
   impacts ring the bearing housing's resonance) is the classic early bearing-fault indicator: an
-  impulse train at BPFO/BPFI/BSF lifts it long before it moves the RMS.
+  impulse train at BPFO/BPFI/BSF lifts it long before it moves the RMS;
+* **order amplitudes** without a tachometer: the shaft speed is estimated per window from the
+  spectrum (harmonic sum over ``speed_range_hz``, refined by parabolic interpolation) and the
+  amplitude (g) at 0.5x, 1x, 1.5x, 2x ... shaft speed is measured. Imbalance lifts 1x, misalignment
+  2x, looseness the half orders; a speed change moves all of them together (about with speed²),
+  which the model learns from the log shaft speed that closes the feature vector.
 
 Features are standardised with the training set's mean and scale saved in the config, so the model
 input is roughly N(0, 1) and int8 quantization has a well-used range. Everything is pure numpy,
@@ -59,6 +64,8 @@ class VibrationFeatureConfig(FeatureConfig):
     stats: tuple[str, ...] = STATS
     hf_cutoff_hz: float = 1000.0
     full_scale_g: float = 16.0
+    orders: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
+    speed_range_hz: tuple[float, float] = (10.0, 60.0)
     mean: tuple[float, ...] = ()
     scale: tuple[float, ...] = ()
 
@@ -78,6 +85,17 @@ class VibrationFeatureConfig(FeatureConfig):
             problems.append(f"stats from {STATS} (got {sorted(unknown)})")
         if not 0 < self.hf_cutoff_hz < nyquist:
             problems.append("0 < hf_cutoff_hz < sample_rate/2")
+        low, high = self.speed_range_hz
+        resolution = self.sample_rate / self.window_samples
+        if self.orders and not (
+            0 < low < high
+            and max(self.orders) * high < nyquist
+            and min(self.orders) * low >= 2 * resolution
+        ):
+            problems.append(
+                "a speed_range_hz whose orders lie between 2 FFT bins and sample_rate/2 "
+                f"(lowest order x lowest speed >= {2 * resolution:.3g} Hz)"
+            )
         n = self.n_features
         if (self.mean or self.scale) and (len(self.mean) != n or len(self.scale) != n):
             problems.append(f"mean and scale of length {n} (or both empty)")
@@ -86,11 +104,12 @@ class VibrationFeatureConfig(FeatureConfig):
 
     @property
     def features_per_axis(self) -> int:
-        return self.n_bands + len(self.stats)
+        return self.n_bands + len(self.stats) + len(self.orders)
 
     @property
     def n_features(self) -> int:
-        return self.axes * self.features_per_axis
+        """Per-axis blocks (bands, stats, orders), then the log10 shaft speed if orders are used."""
+        return self.axes * self.features_per_axis + (1 if self.orders else 0)
 
     def band_edges_hz(self) -> np.ndarray:
         """``n_bands + 1`` band edges in Hz; every band holds at least one FFT bin."""
@@ -119,6 +138,9 @@ class VibrationFeatureConfig(FeatureConfig):
                 f"{label} {_hz(lo)}-{_hz(hi)}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)
             ]
             names += [f"{label} {stat}" for stat in self.stats]
+            names += [f"{label} {order:g}x shaft" for order in self.orders]
+        if self.orders:
+            names.append("shaft speed")
         return names
 
     def feature_ranges_hz(self) -> list[tuple[float, float]]:
@@ -132,7 +154,15 @@ class VibrationFeatureConfig(FeatureConfig):
         }
         per_axis = [(float(lo), float(hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
         per_axis += [stat_range[s] for s in self.stats]
-        return per_axis * self.axes
+        low, high = self.speed_range_hz
+        per_axis += [(order * low, order * high) for order in self.orders]
+        return per_axis * self.axes + ([(low, high)] if self.orders else [])
+
+    def feature_orders(self) -> list[float | None]:
+        """The shaft order a feature measures (None for bands and stats), for explanations."""
+        per_axis: list[float | None] = [None] * (self.n_bands + len(self.stats))
+        per_axis += list(self.orders)
+        return per_axis * self.axes + ([1.0] if self.orders else [])
 
     def with_normalization(self, mean: np.ndarray, scale: np.ndarray) -> VibrationFeatureConfig:
         """The same config standardising with the given per-feature mean and scale."""
@@ -191,6 +221,20 @@ class VibrationFrontEnd:
             bands[i] = (freqs >= lo) & ((freqs <= hi) if last else (freqs < hi))
         self._bands = bands
         self._hf_mask = (freqs >= config.hf_cutoff_hz).astype(np.float64)
+        self._resolution = config.sample_rate / n
+        if config.orders:
+            low, high = config.speed_range_hz
+            # candidate speeds every quarter bin; harmonic sum of 1x..4x by linear interpolation
+            self._candidates = np.arange(low, high, self._resolution / 4)
+            positions = np.outer(self._candidates, np.arange(1, 5)) / self._resolution
+            harmonic_sum = np.zeros((len(self._candidates), len(freqs)))
+            rows = np.arange(len(self._candidates))
+            for column in positions.T:
+                below = np.floor(column).astype(int)
+                fraction = column - below
+                np.add.at(harmonic_sum, (rows, below), 1 - fraction)
+                np.add.at(harmonic_sum, (rows, np.minimum(below + 1, len(freqs) - 1)), fraction)
+            self._harmonic_sum = harmonic_sum
         self._mean = np.asarray(config.mean, dtype=np.float64) if config.mean else None
         self._scale = np.asarray(config.scale, dtype=np.float64) if config.scale else None
 
@@ -219,10 +263,48 @@ class VibrationFrontEnd:
         parts = [np.log10(band_power / (total + _EPS) + 1e-6)]
         for stat in self.config.stats:
             parts.append(self._stat(stat, x, spectrum)[..., np.newaxis])
+        if self.config.orders:
+            speed = self.shaft_speed_hz(power)
+            parts.append(self._order_amplitudes(power, speed))
         features = np.concatenate(parts, axis=-1).reshape(len(windows), -1)
+        if self.config.orders:
+            features = np.concatenate([features, np.log10(speed)[:, np.newaxis]], axis=-1)
         if self._mean is not None:
             features = (features - self._mean) / self._scale
         return features.astype(np.float32)
+
+    def shaft_speed_hz(self, power: np.ndarray) -> np.ndarray:
+        """Shaft speed (Hz) per window from power spectra ``(b, axes, bins)``.
+
+        The candidate whose first four harmonics hold the most amplitude wins; the 1x peak is then
+        refined by parabolic interpolation of the log spectrum (sub-bin accuracy).
+        """
+        magnitude = np.sqrt(power.sum(axis=1))  # (b, bins)
+        best = self._candidates[np.argmax(magnitude @ self._harmonic_sum.T, axis=-1)]
+        centre = np.round(best / self._resolution).astype(int)
+        rows = np.arange(len(magnitude))
+        near = np.stack([magnitude[rows, centre + d] for d in (-1, 0, 1)], axis=-1)
+        peak = centre + np.argmax(near, axis=-1) - 1
+        left, mid, right = (np.log(magnitude[rows, peak + d] + 1e-12) for d in (-1, 0, 1))
+        curvature = left - 2 * mid + right
+        safe = np.where(curvature < 0, curvature, -1.0)
+        offset = np.where(curvature < 0, 0.5 * (left - right) / safe, 0.0)
+        return (peak + np.clip(offset, -0.5, 0.5)) * self._resolution
+
+    def _order_amplitudes(self, power: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """log10 amplitude (g) at each order x speed: power within +-2 bins (the Hann main lobe)."""
+        bins = power.shape[-1]
+        offsets = np.arange(-2, 3)
+        amplitudes = []
+        for order in self.config.orders:
+            centre = np.round(order * speed / self._resolution).astype(int)
+            index = np.clip(centre[:, None] + offsets, 0, bins - 1)  # (b, 5)
+            index = np.repeat(index[:, None, :], power.shape[1], axis=1)  # (b, axes, 5)
+            lobe = np.take_along_axis(power, index, axis=-1).sum(axis=-1)
+            # Hann: a sine of amplitude A puts A² n² / 16 x 1.5 (ENBW) into its main lobe
+            amplitude = 4 * np.sqrt(lobe / 1.5) / self.window_samples
+            amplitudes.append(np.log10(amplitude + 1e-6))
+        return np.stack(amplitudes, axis=-1)  # (b, axes, orders)
 
     def _stat(self, stat: str, x: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
         """One time-domain statistic per (window, axis); log-compressed where it spans decades."""

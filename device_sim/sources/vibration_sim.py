@@ -70,6 +70,8 @@ class SimulatorConfig:
     axes: int = 3
     speed_range_hz: tuple[float, float] = (15.0, 50.0)
     load_range: tuple[float, float] = (0.2, 1.0)
+    dwell_s: tuple[float, float] = (1.5, 6.0)  # how long a speed/load setting is held
+    ramp_s: tuple[float, float] = (0.5, 2.0)  # how long a change between settings takes
     resonance_hz: float = 2600.0
     resonance_damping: float = 0.03
     low_mode_hz: float = 420.0
@@ -97,7 +99,8 @@ class FaultSchedule:
 
 
 class OperatingSchedule:
-    """Seeded, endless speed/load profile: dwells of 2–10 s joined by 0.5–3 s linear ramps.
+    """Seeded, endless speed/load profile: dwells joined by linear ramps
+    (``SimulatorConfig.dwell_s``/``ramp_s``).
 
     Speed and load changes are *normal* operation; the model must not alarm on them.
     """
@@ -117,8 +120,8 @@ class OperatingSchedule:
 
     def _extend(self, until_s: float) -> None:
         while self._times[-1] <= until_s:
-            dwell = self._rng.uniform(2.0, 10.0)
-            ramp = self._rng.uniform(0.5, 3.0)
+            dwell = self._rng.uniform(*self._config.dwell_s)
+            ramp = self._rng.uniform(*self._config.ramp_s)
             speed, load = self._draw()
             t = self._times[-1]
             self._times += [t + dwell, t + dwell + ramp]

@@ -1,9 +1,11 @@
 """Vibration task runtime: anomaly score, threshold, an explanation, and debounced alarm events.
 
 The model is an autoencoder over standardised features; the **anomaly score** of a window is the
-mean squared reconstruction error ``mean((features - output)²)`` — the same function the training
-stage uses to calibrate ``bundle.head["anomaly_threshold"]`` for a target false-alarm rate per
-window.
+mean squared *normalised* reconstruction error ``mean(((features - output) / error_scale)²)``, where
+``bundle.head["error_scale"]`` is each feature's RMS reconstruction error on normal training
+windows. Without it a fault that moves two or three features (imbalance lifts only the 1x orders)
+would drown in the ordinary error of the other eighty. The training stage uses the same function
+to calibrate ``bundle.head["anomaly_threshold"]`` for a target false-alarm rate per window.
 
 **Debouncing (k-of-n):** a single window over the threshold is not an alarm. The alarm is *raised*
 when at least ``alarm_k`` of the last ``alarm_n`` valid windows are anomalous and *cleared* when
@@ -31,11 +33,17 @@ from device_sim.tasks import TaskResult
 TOP_CONTRIBUTORS = 3
 
 
-def reconstruction_error(features: np.ndarray, output: np.ndarray) -> np.ndarray:
-    """Anomaly score: mean squared error over the last axis (standardised feature units²)."""
-    features = np.asarray(features, dtype=np.float64)
-    output = np.asarray(output, dtype=np.float64)
-    return np.mean((features - output) ** 2, axis=-1)
+def reconstruction_error(
+    features: np.ndarray, output: np.ndarray, error_scale: np.ndarray | None = None
+) -> np.ndarray:
+    """Anomaly score: mean over the last axis of ``((features - output) / error_scale)²``.
+
+    Pass ``bundle.head["error_scale"]``; without it (None) this is the plain mean squared error.
+    """
+    residual = np.asarray(features, dtype=np.float64) - np.asarray(output, dtype=np.float64)
+    if error_scale is not None:
+        residual = residual / np.asarray(error_scale, dtype=np.float64)
+    return np.mean(residual**2, axis=-1)
 
 
 class TaskRuntime:
@@ -49,6 +57,7 @@ class TaskRuntime:
             self.full_scale_g = float(config.get("full_scale_g", 16.0))
             self.feature_names = list(head["feature_names"])
             self.feature_ranges_hz = [tuple(r) for r in head["feature_ranges_hz"]]
+            self.error_scale = np.asarray(head.get("error_scale") or 1.0, dtype=np.float64)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
                 f"{bundle.manifest_path} lacks the vibration head ({exc!r}): rebuild the bundle "
@@ -80,7 +89,8 @@ class TaskRuntime:
 
     def explain(self, features: np.ndarray, output: np.ndarray) -> list[dict[str, Any]]:
         """The features that contribute most to the error, with their frequency range in Hz."""
-        errors = (np.asarray(features, np.float64) - np.asarray(output, np.float64)) ** 2
+        residual = np.asarray(features, np.float64) - np.asarray(output, np.float64)
+        errors = (residual / self.error_scale) ** 2
         total = float(errors.sum()) or 1.0
         top = np.argsort(errors)[::-1][:TOP_CONTRIBUTORS]
         return [
@@ -107,7 +117,7 @@ class TaskRuntime:
             )
         if not (np.all(np.isfinite(features)) and np.all(np.isfinite(output))):
             return self.invalid_result("non-finite features")
-        score = float(reconstruction_error(features, output))
+        score = float(reconstruction_error(features, output, self.error_scale))
         anomalous = score > self.threshold
         self._history.append(anomalous)
         explanation = self.explain(features, output)
