@@ -39,9 +39,13 @@ class RowSource:
 
 
 @pytest.fixture
-def fleet(tmp_path):
+def fleet(tmp_path, monkeypatch):
     """mosquitto + the real device runtime (dev-1 running air_quality v1 at 20 windows/s) with
-    rollout enabled and a signing key."""
+    rollout enabled and a signing key (given as a device service would: a key file in the
+    environment)."""
+    key_file = tmp_path / "device.key"
+    key_file.write_bytes(KEY + b"\n")
+    monkeypatch.setenv(rollout.KEY_FILE_ENV, str(key_file))
     broker = MosquittoBroker(tmp_path / "broker").start()
     old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
     options = FleetOptions(
@@ -60,7 +64,8 @@ def fleet(tmp_path):
     deadline = time.monotonic() + 10
     while not device.publisher.connected and time.monotonic() < deadline:
         time.sleep(0.02)
-    receiver = rollout.enable_rollout(device, tmp_path / "models", key=KEY)
+    receiver = rollout.enable_rollout(device, tmp_path / "models")
+    assert receiver.key == KEY
     _wait_until_subscribed(broker, receiver)
     seen = Collector()
     watcher, rc = connect(broker.port, collector=seen)

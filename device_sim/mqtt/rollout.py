@@ -61,6 +61,7 @@ MAX_BUNDLE_BYTES = 16 * 1024 * 1024  # a micromodel is KBs; anything near this i
 MIN_KEY_BYTES = 16
 CURRENT_LINK = "current"
 MAX_PENDING = 4  # rollouts being received at once; the oldest incomplete one is dropped
+KEY_FILE_ENV = "TINYFLEET_ROLLOUT_KEY_FILE"
 
 
 class RolloutError(TinyfleetError):
@@ -149,9 +150,19 @@ def current_bundle_dir(model_dir: str | Path, task: str) -> Path | None:
 def enable_rollout(device, model_dir: str | Path, *, key: bytes | None = None) -> RolloutReceiver:
     """Let a :class:`device_sim.device.Device` receive rollouts; returns the receiver.
 
-    Reports go out retained through the device's publisher, so one written while the connection is
-    down is sent after the reconnect.
+    ``key`` None reads the key file named by ``$TINYFLEET_ROLLOUT_KEY_FILE`` if set (how a device
+    service gets its key without a command-line flag); with a key only validly signed rollouts are
+    accepted. Reports go out retained through the device's publisher, so one written while the
+    connection is down is sent after the reconnect.
     """
+    if key is None and os.environ.get(KEY_FILE_ENV):
+        key = load_key(os.environ[KEY_FILE_ENV])
+    log.info(
+        "device %s accepts %s rollouts into %s",
+        device.device_id,
+        "signed" if key else "unsigned (sha256-checked)",
+        model_dir,
+    )
 
     def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
         device.publisher.set_retained(topic, payload)
