@@ -1,0 +1,167 @@
+"""KWS figures: accuracy on held-out real speakers, synthetic-to-real transfer, size, MACs, arena, speed.
+
+Runs (each a full ``build`` with the chosen preset; CPU-heavy, run once):
+
+* ``dev``        train on the dev folder's training speakers, test int8 on its held-out speakers;
+* ``dev+synth``  the same with the synthesized corpus added to training (``--synth``);
+* ``synth``      train on synthesized speech only, test int8 on *all* real dev clips.
+
+Plus the front end's speed against librosa computing the same MFCCs (median of many windows).
+
+    .venv/bin/python benchmarks/kws.py                    # all runs, full preset
+    .venv/bin/python benchmarks/kws.py --runs synth --preset quick --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from device_sim.features.audio import LogMelConfig, MfccConfig  # noqa: E402
+
+DEV = Path("/work/shared/data/speech_commands_dev")
+RUNS = ("dev", "dev+synth", "synth")
+
+
+def frontend_speed(repeats: int = 300) -> dict[str, float]:
+    """Median µs per 1 s window: ours vs librosa (same window, mel matrix and DCT)."""
+    import librosa
+
+    rng = np.random.default_rng(0)
+    window = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    config = MfccConfig()
+    ours = config.build()
+    lm = LogMelConfig()
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        return librosa.feature.mfcc(
+            y=np.pad(x, (16, 0)),
+            sr=16000,
+            n_mfcc=10,
+            n_fft=512,
+            hop_length=320,
+            win_length=480,
+            window="hann",
+            center=False,
+            n_mels=lm.n_mels,
+            fmin=lm.fmin_hz,
+            fmax=lm.fmax_hz,
+            htk=True,
+            power=1.0,
+        )
+
+    def median_us(function) -> float:
+        function(window)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            function(window)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1e6
+
+    ours_us, librosa_us = median_us(ours), median_us(reference)
+    return {
+        "ours_us": round(ours_us, 1),
+        "librosa_us": round(librosa_us, 1),
+        "speedup": round(librosa_us / ours_us, 2),
+    }
+
+
+def build_run(name: str, preset: str, seed: int, out: Path) -> dict:
+    from device_sim.bundle import load_bundle
+    from firmware_bridge.arena import measure_arena
+    from tinyfleet.commands.stages import build
+    from training import kws
+    from training.stage import TrainOptions
+
+    options = TrainOptions(
+        data=None if name == "synth" else DEV, synth=name == "dev+synth", preset=preset, seed=seed
+    )
+    started = time.perf_counter()
+    bundle = build("kws", options, out, export=False)
+    seconds = time.perf_counter() - started
+    bundle = load_bundle(out)
+    arena = measure_arena(bundle.model_path)
+    result = {
+        "run": name,
+        "preset": preset,
+        "float_accuracy": bundle.metrics["float"]["accuracy"],
+        "int8_accuracy": bundle.metrics["int8"]["accuracy"],
+        "eval_clips": bundle.metrics["int8"]["n"],
+        "eval_on": "held-out synthetic voices" if name == "synth" else "held-out dev speakers",
+        "per_class_int8": bundle.metrics["int8"]["per_class"],
+        "tflite_bytes": bundle.sizes["tflite_bytes"],
+        "tflite_gzip_bytes": bundle.sizes["tflite_gzip_bytes"],
+        "parameters": bundle.sizes["parameters"],
+        "macs": bundle.extra["macs"],
+        "arena_bytes": arena.arena_bytes,
+        "sparsity": round(bundle.sparsity["overall"], 3),
+        "build_seconds": round(seconds, 1),
+        "fit_seconds": bundle.provenance.get("fit_seconds"),
+        "data_seconds": bundle.provenance.get("data_seconds"),
+        "train_data": bundle.provenance.get("data"),
+    }
+    if name == "synth":
+        real = kws.evaluate(bundle, DEV, TrainOptions(seed=seed))
+        result["int8_accuracy_real_dev_all_clips"] = real["accuracy"]
+        result["real_dev_clips"] = real["n"]
+        result["per_class_real"] = real["per_class"]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument("--preset", choices=("quick", "full"), default="full")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="keep the bundles here (default: a temp folder)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    figures: dict = {"frontend": frontend_speed(), "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        for name in args.runs:
+            result = build_run(name, args.preset, args.seed, root / name.replace("+", "_"))
+            figures["runs"].append(result)
+            if not args.json:
+                print(
+                    f"{name:10s} int8 {result['int8_accuracy']:.3f} float "
+                    f"{result['float_accuracy']:.3f} on {result['eval_clips']} "
+                    f"({result['eval_on']})"
+                    + (
+                        f"; real dev {result['int8_accuracy_real_dev_all_clips']:.3f} on "
+                        f"{result['real_dev_clips']} clips"
+                        if name == "synth"
+                        else ""
+                    )
+                    + f" | {result['tflite_bytes']} B flatbuffer, {result['macs']:,} MACs, "
+                    f"arena {result['arena_bytes']} B, build {result['build_seconds']} s "
+                    f"(fit {result['fit_seconds']} s)",
+                    flush=True,
+                )
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        fe = figures["frontend"]
+        print(
+            f"front end: {fe['ours_us']} µs/window vs librosa {fe['librosa_us']} µs "
+            f"({fe['speedup']}× faster), median of 300"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
