@@ -22,7 +22,7 @@ from device_sim.sources.vibration import SimSource
 from device_sim.sources.vibration_sim import FaultSchedule
 from device_sim.sources.wav_io import read_wav
 from firmware_bridge.frontend_c import generate_frontend
-from tests.firmware_fixtures import run_c_frontend
+from firmware_bridge.host_check import run_frontend
 
 SPEECH = Path("/work/shared/data/speech_commands_dev")
 
@@ -47,7 +47,7 @@ def test_c_audio_front_end_matches_python_on_speech_clips(tmp_path, kind, standa
         config = with_normalization(config, config.build().batch(clips))
     frontend = config.build()
     c = generate_frontend(config.to_dict())
-    status, features = run_c_frontend(c.source, c.header, clips, c.features, tmp_path)
+    status, features = run_frontend(c, clips, tmp_path)
     expected = frontend.batch(clips).reshape(len(clips), -1)
     assert np.all(status == 0)
     # Log-mel values span about -14 … +4; measured max error ~1e-4 (float32 FFT and log).
@@ -62,14 +62,15 @@ def _vibration_config() -> VibrationFeatureConfig:
 def test_c_vibration_front_end_matches_python_on_simulated_machines(tmp_path):
     config = _vibration_config()
     windows = []
-    for seed, fault in enumerate((None, "outer_race", "inner_race", "looseness")):
+    faults = (None, "outer_race", "inner_race", "looseness", "imbalance", "misalignment", "ball")
+    for seed, fault in enumerate(faults):
         schedule = (
             FaultSchedule(kind="none")
             if fault is None
             else FaultSchedule(kind=fault, onset_s=0.0, start_severity=0.8, end_severity=0.8)
         )
         source = SimSource(config.sample_rate, config.axes, seed=seed, fault=schedule)
-        for _ in range(3):
+        for _ in range(4):  # speed and load drift between windows
             windows.append(source.read(config.window_samples))
     windows = np.stack(windows)
     raw = config.build().batch(windows)
@@ -78,7 +79,7 @@ def test_c_vibration_front_end_matches_python_on_simulated_machines(tmp_path):
     config = config.with_normalization(raw.mean(axis=0), raw.std(axis=0))
     expected = config.build().batch(windows)
     c = generate_frontend(config.to_dict())
-    status, features = run_c_frontend(c.source, c.header, windows, c.features, tmp_path)
+    status, features = run_frontend(c, windows, tmp_path)
     assert np.all(status == 0)
     error = np.abs(features - expected)
     # Standardised features (units of σ); float32 FFT, double moments: measured ~1e-6.
@@ -96,7 +97,7 @@ def test_c_vibration_front_end_refuses_what_validate_window_refuses(tmp_path):
     broken[7, 0] = np.nan
     windows = np.stack([good, broken, clipped, flat])
     c = generate_frontend(config.to_dict())
-    status, _ = run_c_frontend(c.source, c.header, windows, c.features, tmp_path)
+    status, _ = run_frontend(c, windows, tmp_path)
     assert [validate_window(w, config.full_scale_g) is None for w in windows] == [
         True,
         False,
@@ -137,7 +138,7 @@ def test_c_air_quality_front_end_matches_python_on_simulated_station(tmp_path):
     windows = sliding_windows(rows, config.window_rows)[::5]
     expected = frontend.batch(windows)
     c = generate_frontend(config.to_dict())
-    status, features = run_c_frontend(c.source, c.header, windows, c.features, tmp_path)
+    status, features = run_frontend(c, windows, tmp_path)
     complete = np.all(np.isfinite(windows), axis=(1, 2))
     assert complete.any() and (~complete).any(), "the simulator should produce some outages"
     assert np.array_equal(status == 0, complete)
