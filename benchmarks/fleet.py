@@ -47,7 +47,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 # -- the subscriber process --------------------------------------------------------------------
-def _subscribe(url: str, ready, results, idle_s: float, max_s: float) -> None:
+def _subscribe(url: str, ready, results, idle_s: float, max_s: float, keep: bool) -> None:
     """Count unique predictions until ``idle_s`` without a message (or ``max_s``)."""
     from device_sim.mqtt.subscriber import Subscriber
 
@@ -59,7 +59,7 @@ def _subscribe(url: str, ready, results, idle_s: float, max_s: float) -> None:
         state["last"] = now
 
     subscriber = Subscriber(
-        url, client_id="bench-sub", on_prediction=on_prediction, keep_latencies=True
+        url, client_id="bench-sub", on_prediction=on_prediction, keep_latencies=keep
     )
     subscriber.wait_connected()
     ready.set()
@@ -89,12 +89,16 @@ def _subscribe(url: str, ready, results, idle_s: float, max_s: float) -> None:
 
 
 class SubscriberProcess:
-    def __init__(self, url: str, idle_s: float = 3.0, max_s: float = 600.0) -> None:
+    def __init__(
+        self, url: str, idle_s: float = 3.0, max_s: float = 3600.0, keep_latencies: bool = True
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.ready = context.Event()
         self.results = context.Queue()
         self.process = context.Process(
-            target=_subscribe, args=(url, self.ready, self.results, idle_s, max_s), daemon=True
+            target=_subscribe,
+            args=(url, self.ready, self.results, idle_s, max_s, keep_latencies),
+            daemon=True,
         )
         self.process.start()
         if not self.ready.wait(60):
