@@ -159,3 +159,33 @@ def devtools_page(url: str, width: int = 1280, height: int = 900) -> Iterator[De
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def small_vibration_folder(root: Path, sample_rate: float = 1600.0, seed: int = 0) -> Path:
+    """A tiny vibration dataset folder (``normal/`` + two fault classes, ``.npy`` in g).
+
+    About 70 s of simulated 3-axis data at ``sample_rate`` Hz: enough windows for training and
+    calibration, an evaluation set with both classes, and ~10x less front-end work than the
+    simulator's quick preset, so tune and report tests train in seconds. Pass
+    ``sample_rate`` as ``TrainOptions.sample_rate`` (.npy files do not carry it).
+    """
+    import numpy as np
+
+    from device_sim.sources.vibration_sim import SimulatorConfig, simulate_recording
+
+    config = SimulatorConfig(sample_rate=sample_rate)
+    layout = {
+        "normal": [dict(seconds=30.0), dict(seconds=30.0)],
+        "outer_race": [dict(seconds=6.0, kind="outer_race", severity=1.0)],
+        "imbalance": [dict(seconds=6.0, kind="imbalance", severity=1.0)],
+    }
+    for index, (label, recordings) in enumerate(layout.items()):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, spec in enumerate(recordings):
+            seconds = spec.pop("seconds")
+            samples = simulate_recording(
+                seconds, seed=seed * 1000 + index * 10 + k, config=config, **spec
+            )
+            np.save(folder / f"{label}_{k}.npy", np.asarray(samples, dtype=np.float32))
+    return root

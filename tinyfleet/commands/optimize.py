@@ -70,7 +70,12 @@ def run_tune(args: argparse.Namespace) -> int:
         trials=args.trials,
         out=args.out or Path("artifacts") / "tune" / args.task,
         options=TrainOptions(
-            data=args.data, preset=args.preset, seed=args.seed, teacher=args.teacher
+            data=args.data,
+            preset=args.preset,
+            seed=args.seed,
+            teacher=args.teacher,
+            sample_rate=args.sample_rate,
+            channel=args.channel,
         ),
         storage=args.storage,
         study_name=args.study_name,
@@ -132,6 +137,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--macs", type=float, help="optional budget of MACs per inference")
     tune.add_argument("--trials", type=int, required=True, help="trials to add in this run")
     tune.add_argument("--data", type=Path, help="dataset (default: the task's built-in data)")
+    tune.add_argument(
+        "--sample-rate", type=float, help="recordings' sample rate in Hz when files do not say"
+    )
+    tune.add_argument("--channel", help="vibration: channel/variable to read")
     tune.add_argument("--preset", choices=("quick", "full"), default="quick")
     tune.add_argument("--seed", type=int, default=0, help="training and sampler seed")
     tune.add_argument(
