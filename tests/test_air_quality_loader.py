@@ -161,3 +161,20 @@ def test_sim_source_gives_rows_and_references_of_the_same_hours(tmp_path):
     assert rows.shape == (48, 3)
     assert source.last_references.shape == (48, 3)
     assert rows[:24, 2].tolist() == [(18 + h) % 24 for h in range(24)]
+
+
+def test_uci_file_resaved_with_commas_and_colon_times_is_read_too(tmp_path):
+    """A common re-saved variant: ',' separator, decimal point, H:MM:SS, no leading zero day."""
+    path = tmp_path / "AirQualityUCI.csv"
+    header = UCI_HEADER.replace(";", ",").rstrip(",")
+    path.write_text(
+        header + "\n"
+        "3/04/2005,23:00:00,1.2,1100,-200,5.1,769,170,722,128,1147,1049,14.3,52.5,0.8497\n"
+        "4/04/2005,0:00:00,0.9,1012,-200,3.5,683,117,801,93,1073,816,14.2,51.4,0.8275\n"
+    )
+    table = load_csv(path)
+    assert table.report.format == "uci" and table.report.malformed_rows == 0
+    assert table.column("CO(GT)").tolist() == [1.2, 0.9]
+    assert np.isnan(table.column("NMHC(GT)")).all()
+    assert table.column("hour").tolist() == [23, 0]
+    assert table.timestamps[0] == epoch("2005-04-03T23:00")
