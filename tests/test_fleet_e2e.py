@@ -8,6 +8,7 @@ quick-preset run, which takes ~1.5 min on 2 cores — too slow for this suite.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 
 import pytest
@@ -19,7 +20,13 @@ from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.client import Connection, NetworkLoop, parse_broker_url
 from device_sim.mqtt.store import PredictionStore
 from device_sim.mqtt.subscriber import Subscriber
-from tests.fleet_fixtures import Collector, expected_keys, tiny_vibration_bundle, wait_for
+from tests.fleet_fixtures import (
+    TINYFLEET,
+    Collector,
+    expected_keys,
+    tiny_vibration_bundle,
+    wait_for,
+)
 from tinyfleet.cli import main
 
 
@@ -214,3 +221,43 @@ def test_subscribe_cli_receives_what_was_queued_for_its_persistent_session(
     seqs = [json.loads(line)["seq"] for line in lines[:-1]]
     assert sorted(seqs) == [0, 1, 2, 3, 4]
     assert json.loads(lines[-1])["summary"]["predictions"] == 5
+
+
+def test_device_cli_reads_stdin_and_flags_clipped_windows_instead_of_inferring(
+    tmp_path, broker, bundle
+):
+    import numpy as np
+
+    from device_sim.sources.vibration import SimSource
+
+    collector = Collector()
+    predictions = []
+    subscriber = Subscriber(
+        broker.url,
+        on_prediction=lambda p, payload, ms: (collector(p, payload, ms), predictions.append(p)),
+    )
+    subscriber.start().wait_connected()
+    window, hop = 256, 128
+    samples = SimSource(3200.0, 3, seed=5).read(window + 9 * hop)
+    samples[700:710] = 16.0  # the sensor saturates (full scale 16 g): windows 4 and 5 see it
+    text = "x,y,z\n" + "\n".join(",".join(f"{v:.5f}" for v in row) for row in samples)
+    result = subprocess.run(
+        [*TINYFLEET, "device", "--bundle", str(bundle.directory), "--source", "stdin",
+         "--device-id", "pump-7", "--broker", broker.url, "--qos", "1",
+         "--state-dir", str(tmp_path / "s"), "--json"],
+        input=text, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["windows"] == 10 and report["published"]["undelivered"] == 0
+    assert wait_for(lambda: len(predictions) == 10, 10)
+    subscriber.close()
+    by_seq = {p.seq: p for p in predictions}
+    assert sorted(by_seq) == list(range(10))
+    assert {p.device for p in predictions} == {"pump-7"}
+    invalid = sorted(seq for seq, p in by_seq.items() if not p.valid)
+    assert invalid == [4, 5]
+    assert "clip" in by_seq[4].reason
+    assert by_seq[4].timing_ms["invoke"] == 0  # not inferred
+    assert "anomaly_score" in by_seq[3].fields and "anomaly_score" not in by_seq[4].fields
+    assert np.isfinite(by_seq[0].fields["anomaly_score"])
