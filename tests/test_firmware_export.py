@@ -25,6 +25,7 @@ from tests.firmware_fixtures import (
     kws_bundle,
     run_gcc,
     tiny_conv_model,
+    tiny_dense_model,
 )
 
 pytestmark = pytest.mark.needs_tf
@@ -165,26 +166,29 @@ def test_export_records_the_measured_arena_in_the_bundle(exported):
     assert bundle.model_sha256 in config
 
 
-def test_tflm_and_litert_int8_outputs_differ_by_at_most_one_step_on_random_inputs():
-    """Bit-identity does not hold, and we do not pretend it does: LiteRT's default (XNNPACK) and
-    optimized kernels round requantization differently from TFLM's reference kernels, so some
-    outputs differ by one int8 step (measured: conv/depthwise/pool agree exactly with LiteRT's
-    BUILTIN_REF kernels; see docs/firmware.md). What must hold: never more than one step."""
+@pytest.mark.parametrize("which", ["conv", "dense"])
+def test_tflm_and_litert_int8_outputs_differ_by_at_most_one_step_on_random_inputs(which):
+    """Bit-identity does not hold, and we do not pretend it does: LiteRT's kernels round the int8
+    requantization differently from TFLM's in a fraction of outputs (measured in
+    benchmarks/firmware.py; deep stacks compound it, see docs/firmware.md). For a small model
+    what must hold on every input: never more than one int8 step apart."""
     from tflite_micro.python.tflite_micro import runtime
 
-    model = tiny_conv_model()
+    model = tiny_conv_model() if which == "conv" else tiny_dense_model(40, 4)
     litert = Int8Model(model)
     tflm = runtime.Interpreter.from_bytes(model, arena_size=64 * 1024)
     rng = np.random.default_rng(7)
     shape = litert.input_spec.shape
-    worst = 0
+    worst = equal = 0
     for _ in range(120):
         q = rng.integers(-128, 128, size=shape, dtype=np.int8)
         tflm.set_input(q, 0)
         tflm.invoke()
         diff = tflm.get_output(0).astype(int) - litert.invoke_quantized(q).astype(int)
         worst = max(worst, int(np.abs(diff).max()))
+        equal += int(not diff.any())
     assert worst <= 1
+    assert equal >= 100  # identical on the large majority of inputs
 
 
 def test_export_without_tflm_says_arena_not_measured_instead_of_guessing(
