@@ -4,8 +4,9 @@ Data: the built-in simulator (:mod:`device_sim.sources.vibration_sim`) or a fold
 plus one sub-folder per anomalous class (``DIR/outer_race/…``), in any format of
 :mod:`device_sim.sources.vibration_files`.
 
-**Time split.** Each *normal* recording is cut by time: the first 60 % trains the model, the next
-15 % calibrates the threshold, the last 25 % evaluates it. Windows are cut inside each part, so no
+**Time split.** Each *normal* recording is cut by time: the first 55 % trains the model, the next
+20 % calibrates the score (even windows: each feature's error scale; odd windows: the threshold),
+the last 25 % evaluates it. Windows are cut inside each part, so no
 window straddles a boundary and train/calibration/evaluation never share a sample. Anomalous
 recordings are never trained on; all their windows are evaluation data.
 
@@ -52,7 +53,7 @@ from training.stage import TrainedModel, TrainOptions
 log = logging.getLogger(__name__)
 
 TASK = "vibration"
-SPLIT_FRACTIONS = (0.60, 0.15, 0.25)  # train, calibration, evaluation — in time order
+SPLIT_FRACTIONS = (0.55, 0.20, 0.25)  # train, calibration, evaluation — in time order
 DEFAULT_SAMPLE_RATE = 6400.0
 
 # Per preset: simulator data volume and training length.
@@ -405,12 +406,18 @@ def train(options: TrainOptions) -> TrainedModel:
         hf_cutoff_hz=min(1000.0, rate / 4),
     )
     splits = split_windows(recordings, window, config.hop_samples)
-    raw = features_of(config.build(), splits.train)
-    config = config.with_normalization(raw.mean(axis=0), raw.std(axis=0))
-    frontend = config.build()
-    x_train = features_of(frontend, splits.train)
-    x_cal = features_of(frontend, splits.calibration)
-    x_eval = features_of(frontend, splits.evaluation)
+    raw_frontend = config.build()
+    raw = {
+        name: features_of(raw_frontend, getattr(splits, name))
+        for name in ("train", "calibration", "evaluation")
+    }
+    config = config.with_normalization(raw["train"].mean(axis=0), raw["train"].std(axis=0))
+    # exactly what the normalising front end computes, without running the FFTs again
+    mean, scale = np.asarray(config.mean), np.asarray(config.scale)
+    x_train, x_cal, x_eval = (
+        ((raw[name].astype(np.float64) - mean) / scale).astype(np.float32)
+        for name in ("train", "calibration", "evaluation")
+    )
     log.info(
         "vibration: %d train, %d calibration, %d evaluation windows of %d samples at %g Hz",
         len(x_train),
@@ -437,8 +444,9 @@ def train(options: TrainOptions) -> TrainedModel:
         return np.asarray(fitted.model.predict(x, verbose=0, batch_size=512))
 
     target_far = float(options.knob("target_false_alarm_rate", 0.005))
-    error_scale = residual_scale(x_train, predict(x_train))
-    scores_cal = reconstruction_error(x_cal, predict(x_cal), error_scale)
+    # held-out normal windows, so the scale includes the model's generalisation error
+    error_scale = residual_scale(x_cal[0::2], predict(x_cal[0::2]))
+    scores_cal = reconstruction_error(x_cal[1::2], predict(x_cal[1::2]), error_scale)
     threshold = calibrate_threshold(scores_cal, target_far)
     n_clusters = int(options.knob("kmeans_clusters", 8))
     kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=options.seed).fit(x_train)
@@ -447,7 +455,7 @@ def train(options: TrainOptions) -> TrainedModel:
         "x": x_eval,
         "class_index": np.concatenate(splits.eval_class),
         "severity": np.concatenate(splits.eval_severity),
-        "x_calibration": x_cal,
+        "x_calibration": x_cal[1::2],  # the threshold half
         "baseline_rms": rms_baseline(x_eval, config),
         "baseline_kmeans": kmeans_baseline(x_eval, centroids),
     }
