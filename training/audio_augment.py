@@ -35,6 +35,7 @@ class AugmentPlan:
     reverb_probability: float = 0.3
     noise_probability: float = 0.8
     snr_db: tuple[float, float] = (0.0, 25.0)
+    noise_floor_dbfs: tuple[float, float] = (-70.0, -45.0)  # always: no real mic is silent
     time_masks: int = 2
     time_mask_frames: int = 6
     freq_masks: int = 1
@@ -43,16 +44,27 @@ class AugmentPlan:
 
 
 def generated_noise(rng: np.random.Generator, n: int) -> np.ndarray:
-    """White, pink or brown noise, or mains hum with harmonics, unit RMS, ``n`` samples."""
-    kind = rng.integers(4)
+    """Unit-RMS noise of a random kind, ``n`` samples: white, pink, brown, noise with a random
+    spectral slope and band (fans, taps, traffic), the same modulated by a slow random envelope
+    (clatter, voices far away), or mains hum with harmonics."""
+    kind = rng.integers(6)
     white = rng.standard_normal(n)
     if kind == 0:
         noise = white
-    elif kind in (1, 2):
+    elif kind in (1, 2, 3, 4):
         spectrum = np.fft.rfft(white)
-        freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
-        spectrum /= freqs ** (0.5 if kind == 1 else 1.0)  # pink: 1/f power; brown: 1/f²
+        freqs = np.maximum(np.fft.rfftfreq(n, 1 / SAMPLE_RATE), 1.0)
+        slope = {1: 0.5, 2: 1.0}.get(int(kind), rng.uniform(0.0, 1.5))
+        spectrum /= freqs**slope  # pink: 1/f power; brown: 1/f²
+        if kind >= 3:
+            low, high = rng.uniform(20, 500), rng.uniform(1500, 8000)
+            spectrum[(freqs < low) | (freqs > high)] *= 0.05
         noise = np.fft.irfft(spectrum, n)
+        if kind == 4:
+            envelope = np.interp(
+                np.arange(n), np.linspace(0, n, 12), np.abs(rng.standard_normal(12)) + 0.1
+            )
+            noise = noise * envelope
     else:
         t = np.arange(n) / SAMPLE_RATE
         mains = rng.choice([50.0, 60.0])
@@ -85,8 +97,11 @@ def silence_clip(rng: np.random.Generator, noises: list[np.ndarray] | None) -> n
 
 
 def place_word(word: np.ndarray, rng: np.random.Generator, length: int = SAMPLE_RATE) -> np.ndarray:
-    """Put a trimmed word at a random position of a ``length``-sample window of zeros."""
-    word = word[:length]
+    """Put a trimmed word at a random position of a ``length``-sample window of zeros, at a peak
+    level of -30..-3 dBFS (synthesizers all speak at about full scale; people do not)."""
+    word = (
+        word[:length] / (np.max(np.abs(word[:length])) + 1e-9) * 10 ** (rng.uniform(-30, -3) / 20)
+    )
     start = rng.integers(0, length - len(word) + 1)
     clip = np.zeros(length, dtype=np.float32)
     clip[start : start + len(word)] = word
@@ -156,6 +171,8 @@ def augment_clip(
         speech_rms = _active_rms(out)
         snr = rng.uniform(*plan.snr_db)
         out = out + noise_segment(rng, noises, len(out)) * np.float32(speech_rms / 10 ** (snr / 20))
+    floor = 10 ** (rng.uniform(*plan.noise_floor_dbfs) / 20)
+    out = out + generated_noise(rng, len(out)) * np.float32(floor)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
