@@ -35,6 +35,9 @@ extern "C" int tinyfleet_read_window(float* window) {{
   return 0;
 }}
 
+static_assert(TINYFLEET_FE_FEATURES == TINYFLEET_INPUT_ELEMENTS,
+              "the front end and the model disagree on the feature count: re-export the bundle");
+
 namespace {{
 alignas(16) uint8_t tensor_arena[kArenaSize];
 float raw_window[TINYFLEET_FE_WINDOW_SAMPLES * TINYFLEET_FE_CHANNELS];

@@ -235,3 +235,16 @@ def test_flatbuffer_reader_sees_the_int8_weights_litert_runs():
     weights = [t for t in graph.constant_tensors() if t.dtype == "int8"]
     assert weights and all(t.data.shape == t.shape for t in weights)
     assert graph.tensors[graph.inputs[0]].shape == (1, 10, 8, 1)
+
+
+def test_main_refuses_to_compile_when_front_end_and_model_disagree(tmp_path):
+    bundle = bundle_for(
+        tmp_path / "bundle",
+        tiny_conv_model((10, 8, 1), 4),  # 80 inputs
+        task="kws",
+        feature_config={"kind": "log_mel", "clip_ms": 200, "n_mels": 8},  # 9 x 8 = 72 features
+        head={"labels": ["yes", "no", "_silence_", "_unknown_"]},
+    )
+    export_firmware(bundle, tmp_path / "fw")
+    with pytest.raises(AssertionError, match="disagree on the feature count"):
+        run_gcc([*CXX_FLAGS, f"-I{TFLM_STUB_DIR}", "-c", "main.cc"], tmp_path / "fw", cxx=True)
