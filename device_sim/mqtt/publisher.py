@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from device_sim.mqtt import topics
@@ -76,9 +77,16 @@ class Publisher:
         self._acked_early: set[int] = set()
         self._last_sent_id = 0
         self._has_new = True  # the outbox may hold messages from a previous run
+        # called when there may be something to drain (a fleet keeps a set of such publishers)
+        self.on_pending: Callable[[Publisher], None] | None = None
         self._retained: dict[str, bytes] = {}
         self.delivered: Counter[str] = Counter()  # acknowledged messages per topic kind
         self.enqueued: Counter[str] = Counter()
+
+    def _mark(self) -> None:
+        self._has_new = True
+        if self.on_pending is not None:
+            self.on_pending(self)
 
     @property
     def connected(self) -> bool:
@@ -94,12 +102,12 @@ class Publisher:
             seq=seq,
         )
         self.enqueued["prediction"] += 1
-        self._has_new = True
+        self._mark()
 
     def enqueue_event(self, task: str, payload: bytes) -> None:
         self.spool.append(topics.event_topic(self.device_id, task), payload, self.event_qos)
         self.enqueued["event"] += 1
-        self._has_new = True
+        self._mark()
 
     def set_retained(self, topic: str, payload: bytes) -> None:
         """Publish a retained QoS 1 message now (if connected) and again after every reconnect."""
@@ -129,7 +137,7 @@ class Publisher:
             retained = list(self._retained.items())
         for topic, payload in retained:
             connection.publish(topic, payload, 1, True, self._retained_properties)
-        self._has_new = True
+        self._mark()
         self.drain()
 
     def _on_publish(self, mid: int) -> None:
@@ -144,7 +152,7 @@ class Publisher:
         self.spool.ack(message_id)
         self.delivered["message"] += 1
         if len(self._inflight) < self.max_unacked // 2:
-            self._has_new = True
+            self._mark()
 
     def drain(self) -> int:
         """Hand outbox messages to paho while connected, oldest first; returns how many."""
@@ -162,7 +170,7 @@ class Publisher:
                     row.topic, row.payload, row.qos, row.retain, self._properties
                 )
                 if mid is None:  # the connection dropped meanwhile
-                    self._has_new = True
+                    self._mark()
                     break
                 self._last_sent_id = row.id
                 sent += 1
@@ -172,7 +180,7 @@ class Publisher:
                 else:
                     self._inflight[mid] = row.id
             if len(rows) == budget:
-                self._has_new = True
+                self._mark()
             return sent
 
     @property
