@@ -261,3 +261,38 @@ def test_device_cli_reads_stdin_and_flags_clipped_windows_instead_of_inferring(
     assert by_seq[4].timing_ms["invoke"] == 0  # not inferred
     assert "anomaly_score" in by_seq[3].fields and "anomaly_score" not in by_seq[4].fields
     assert np.isfinite(by_seq[0].fields["anomaly_score"])
+
+
+def test_home_assistant_discovery_is_sent_on_connect_and_again_when_ha_comes_online(
+    tmp_path, broker, bundle
+):
+    watcher = Watcher(broker.url, "homeassistant/#")
+    counts: dict[str, int] = {}
+    watcher.connection.subscribe(
+        "homeassistant/+/+/+/config",
+        lambda m: counts.__setitem__(m.topic, counts.get(m.topic, 0) + 1),
+        1,
+    )
+    fleet = Fleet(
+        FleetOptions(
+            broker.url,
+            [bundle],
+            devices=1,
+            rate_hz=20,
+            duration_s=2.5,
+            ha_discovery=True,
+            state_dir=tmp_path / "s",
+        )
+    )
+    runner = threading.Thread(target=fleet.run)
+    runner.start()
+    assert wait_for(lambda: counts and all(n >= 1 for n in counts.values()), 10)
+    first = dict(counts)
+    watcher.connection.publish("homeassistant/status", b"online", 1)
+    assert wait_for(lambda: all(counts[t] >= 2 for t in first), 10)
+    runner.join(20)
+    fleet.close()
+    watcher.close()
+    assert all(f"/{fleet.devices[0].device_id}/" in topic for topic in first)
+    config = json.loads(watcher.messages[next(iter(first))].payload)
+    assert config["device"]["identifiers"]
