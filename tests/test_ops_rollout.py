@@ -293,3 +293,37 @@ def test_device_refusing_the_swap_leaves_no_new_model_installed(tmp_path):
     assert "being stopped" in reports[-1]["reason"]
     assert list((tmp_path / "models" / "air_quality").iterdir()) == []
     assert receiver.running["air_quality"].version == "v1"
+
+
+class AcceptingDevice:
+    def __init__(self) -> None:
+        self.swaps: list[str] = []
+
+    def request_model_swap(self, task, bundle) -> None:
+        self.swaps.append(bundle.version)
+
+
+def test_redelivered_messages_of_a_decided_rollout_are_ignored(tmp_path):
+    """QoS 1 may deliver a rollout twice (reconnect); it must not swap twice or report a refusal."""
+    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
+    device, reports = AcceptingDevice(), []
+    receiver = rollout.RolloutReceiver(
+        "dev-1",
+        tmp_path / "models",
+        device,
+        lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
+        {"air_quality": old},
+    )
+    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), None, 512)
+    messages = [(rollout.offer_topic("dev-1", "r1"), json.dumps(offer).encode())]
+    messages += [(rollout.chunk_topic("dev-1", "r1", i), c) for i, c in enumerate(chunks)]
+    for topic, payload in messages + messages[:1] + messages[::-1]:
+        receiver.handle(topic, payload)
+    assert [r["state"] for r in reports] == ["accepted"] and device.swaps == ["v2"]
+
+    bad = {**offer, "protocol": "something else"}
+    receiver.handle(rollout.offer_topic("dev-1", "r2"), json.dumps(bad).encode())
+    for index, chunk in enumerate(chunks):  # chunks of the refused rollout arrive afterwards
+        receiver.handle(rollout.chunk_topic("dev-1", "r2", index), chunk)
+    assert [r["state"] for r in reports] == ["accepted", "refused"]
+    assert reports[-1]["code"] == "protocol"

@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -203,6 +204,7 @@ class RolloutReceiver:
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self.reports: list[dict[str, Any]] = []  # every state report sent, newest last
+        self._finished: deque[str] = deque(maxlen=64)  # rollout ids already decided
 
     @property
     def topic_filter(self) -> str:
@@ -216,6 +218,8 @@ class RolloutReceiver:
             return
         rollout_id, kind = parts[3], parts[4]
         with self._lock:
+            if rollout_id in self._finished:
+                return  # a QoS 1 re-delivery, or chunks of a rollout already refused
             if kind == "offer" and len(parts) == 5:
                 self._on_offer(rollout_id, payload)
             elif kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
@@ -449,6 +453,7 @@ class RolloutReceiver:
             "ts": _now(),
         }
         self.reports.append(report)
+        self._finished.append(rollout_id)
         try:
             self.publish(state_topic(self.device_id), json.dumps(report).encode(), 1, True)
         except Exception:  # the report is lost, the decision stands; the operator times out
