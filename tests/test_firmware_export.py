@@ -248,3 +248,51 @@ def test_main_refuses_to_compile_when_front_end_and_model_disagree(tmp_path):
     export_firmware(bundle, tmp_path / "fw")
     with pytest.raises(AssertionError, match="disagree on the feature count"):
         run_gcc([*CXX_FLAGS, f"-I{TFLM_STUB_DIR}", "-c", "main.cc"], tmp_path / "fw", cxx=True)
+
+
+def _vibration_bundle(directory: Path):
+    from device_sim.features.vibration import VibrationFeatureConfig
+
+    config = VibrationFeatureConfig()
+    n = config.n_features
+    return bundle_for(
+        directory,
+        tiny_dense_model(n, n),  # an autoencoder's shape: output = input
+        task="vibration",
+        feature_config=config.to_dict(),
+        head={"anomaly_threshold": 0.75, "error_scale": [1.0] * n, "alarm_k": 3, "alarm_n": 5},
+    )
+
+
+def _air_quality_bundle(directory: Path):
+    from device_sim.features.air_quality import AirQualityWindowConfig
+
+    config = AirQualityWindowConfig(
+        inputs=("PT08.S1(CO)", "T", "hour"),
+        transforms=("log", "linear", "hour"),
+        mean=(6.9, 18.0, 0.0),
+        std=(0.3, 8.0, 1.0),
+        window_rows=4,
+    )
+    target = {"unit": "mg/m³", "log_mean": 0.26, "log_std": 0.62, "offset": 0.14}
+    return bundle_for(
+        directory,
+        tiny_dense_model(4 * config.features_per_row, 2),
+        task="air_quality",
+        feature_config=config.to_dict(),
+        head={"targets": [{"name": "CO(GT)", **target}, {"name": "C6H6(GT)", **target}]},
+    )
+
+
+@pytest.mark.parametrize("task", ["vibration", "air_quality"])
+def test_vibration_and_air_quality_firmware_compiles_with_its_task_report(tmp_path, task):
+    make = _vibration_bundle if task == "vibration" else _air_quality_bundle
+    summary = export_firmware(make(tmp_path / "bundle"), tmp_path / "fw")
+    folder = tmp_path / "fw"
+    assert summary["frontend_kind"] in ("vibration_bands", "air_quality_window")
+    run_gcc([*C_FLAGS, "-c", "tinyfleet_frontend.c", "-o", "fe.o"], folder)
+    run_gcc([*C_FLAGS, "-c", "model_data.c", "-o", "model.o"], folder)
+    run_gcc([*CXX_FLAGS, f"-I{TFLM_STUB_DIR}", "-c", "main.cc", "-o", "main.o"], folder, cxx=True)
+    main = (folder / "main.cc").read_text()
+    expected = "anomaly score" if task == "vibration" else "kLogMean"
+    assert expected in main
