@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from device_sim.bundle import Bundle, load_bundle
-from device_sim.errors import BundleError
+from device_sim.errors import BundleError, TinyfleetError
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,9 @@ def _vibration_chart(
     from training.report_charts import roc_and_histogram, roc_points
 
     x = np.asarray(evaluation["x"], dtype=np.float32).reshape(len(outputs), -1)
-    scores = reconstruction_error(x, outputs.reshape(len(outputs), -1))
+    scores = reconstruction_error(
+        x, outputs.reshape(len(outputs), -1), bundle.head.get("error_scale")
+    )
     # class_index: 0 = normal, k > 0 = fault class k (training/vibration.py)
     flags = _label_array(evaluation, len(outputs), ("class_index", "anomaly", "y"))
     if flags is None:
@@ -295,70 +297,118 @@ def _air_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np
 
 
 def layers_section(bundle: Bundle) -> Section:
+    from firmware_bridge.flatbuffer import read_model
+    from firmware_bridge.profile import profile_graph
     from training.report_charts import layer_bars
 
-    try:
-        from firmware_bridge.profile import profile_model
-    except ImportError:
-        return Section("layers", "Per-layer cost", _note("firmware_bridge.profile is missing"))
-    profile = profile_model(bundle.model_bytes())
-    names = [layer.name for layer in profile.layers]
-    macs = [layer.macs for layer in profile.layers]
-    params = [layer.params for layer in profile.layers]
-    body = _img(layer_bars(names, macs, params), "per-layer MACs and parameters")
-    body += _note(
-        f"total: {profile.total_macs:,} MACs and {profile.total_params:,} parameters per inference"
+    profile = profile_graph(read_model(bundle.model_bytes()))
+    layers = profile["layers"]
+    names = [f"{i}: {row['op']} {row['layer'].split(';')[0][-32:]}" for i, row in enumerate(layers)]
+    body = _img(
+        layer_bars(names, [row["macs"] for row in layers], [row["parameters"] for row in layers]),
+        "per-layer MACs and parameters",
     )
+    body += _table(
+        [
+            (
+                i,
+                row["layer"].split(";")[0],
+                row["op"],
+                str(row["output_shape"]),
+                row["macs"],
+                row["parameters"],
+            )
+            for i, row in enumerate(layers)
+        ],
+        ("#", "layer (first tensor name)", "op", "output shape", "MACs", "parameters"),
+    )
+    body += _note(
+        f"total: {profile['macs']:,} MACs and {profile['parameters']:,} parameters per inference"
+    )
+    latency = profile.get("latency") or []
+    if latency:
+        body += "<h3>Latency estimates (not measurements)</h3>" + _table(
+            [
+                (r["target"], r["reference_ms"], r["optimized_ms"], r["optimized_library"])
+                for r in latency
+            ],
+            ("target", "TFLM reference kernels, ms", "optimized kernels, ms", "library"),
+        )
+        body += _note(profile.get("latency_caveat", ""))
     return Section("layers", "Per-layer MACs and parameters (from model.tflite)", body)
 
 
 def budget_section(bundle: Bundle) -> Section:
+    from firmware_bridge.profile import profile_bundle
     from training.report_charts import budget_bars
 
-    flash = int(bundle.sizes.get("tflite_bytes", len(bundle.model_bytes())))
-    arena = bundle.sizes.get("arena_bytes")
-    source = "measured in TFLM by the firmware export"
-    if arena is None:
-        arena, source = _measure_arena_now(bundle)
+    source = "measured in TFLM by the firmware export (+ margin for optimized kernels)"
+    if bundle.sizes.get("arena_bytes") is None:
+        bundle, source = _measure_arena_now(bundle)
+    try:
+        totals = profile_bundle(bundle)["totals"]
+    except TinyfleetError as exc:  # e.g. a bundle whose front end this version cannot rebuild
+        return Section("budget", "Flash and RAM against target MCUs", _note(f"no profile: {exc}"))
+    flash = int(totals["flash_bytes"])
+    ram = totals.get("ram_bytes")
     rows = [
-        ("model flash (int8 .tflite)", f"{flash:,} B ({flash / 1024:.1f} KB)"),
-        (
-            "tensor arena (RAM)",
-            f"{arena:,} B ({arena / 1024:.1f} KB), {source}" if arena else source,
-        ),
+        ("int8 model (flatbuffer)", _bytes(totals["model_bytes"])),
+        ("front-end constant tables", _bytes(totals.get("frontend_table_bytes"))),
+        ("flash total (model + front end)", _bytes(flash)),
+        ("tensor arena, measured", f"{_bytes(totals.get('arena_bytes'))} — {source}"),
+        ("arena margin (optimized-kernel scratch)", _bytes(totals.get("arena_margin_bytes"))),
+        ("front-end RAM (buffers, window, features)", _bytes(_frontend_ram(totals))),
+        ("RAM total (arena + margin + front end)", _bytes(ram)),
     ]
-    for key in ("tflite_gzip_bytes", "parameters", "arena_recommended_bytes"):
-        if key in bundle.sizes:
-            rows.append((key, bundle.sizes[key]))
     body = _table(rows)
-    body += _img(budget_bars(flash, arena, MCU_TARGETS), "flash and RAM against MCU budgets")
+    body += _img(budget_bars(flash, ram, MCU_TARGETS), "flash and RAM against MCU budgets")
     body += _table(
         [
             (
                 t["name"],
                 f"{flash / t['flash_bytes']:.1%}",
-                f"{arena / t['ram_bytes']:.1%}" if arena else "not measured",
+                f"{ram / t['ram_bytes']:.1%}" if ram else "not measured",
             )
             for t in MCU_TARGETS
         ],
-        ("target", "model flash share", "arena share"),
+        ("target", "flash share", "RAM share"),
     )
     body += _note(
-        "Flash counts the model only: add the TFLM runtime code (tens of KB, depends on the ops and "
-        "the toolchain) and your application. RAM counts the tensor arena only."
+        "Flash counts the model and the front end's tables: add the TFLM runtime code (tens of KB, "
+        "depends on the ops and the toolchain) and your application. RAM counts the tensor arena "
+        "and the front end's buffers, not your application's stack and heap."
     )
     return Section("budget", "Flash and RAM against target MCUs", body)
 
 
-def _measure_arena_now(bundle: Bundle) -> tuple[int | None, str]:
-    try:
-        from firmware_bridge.arena import measure_arena
-    except ImportError:
-        return None, "not measured (firmware_bridge.arena is missing)"
+def _frontend_ram(totals: Mapping[str, Any]) -> int | None:
+    parts = ("frontend_buffer_bytes", "frontend_window_bytes", "frontend_feature_bytes")
+    if any(totals.get(key) is None for key in parts):
+        return None
+    return int(sum(totals[key] for key in parts))
+
+
+def _bytes(value: Any) -> str:
+    if value is None:
+        return "not measured"
+    return f"{int(value):,} B ({int(value) / 1024:.1f} KB)"
+
+
+def _measure_arena_now(bundle: Bundle) -> tuple[Bundle, str]:
+    """The bundle with a TFLM-measured arena in ``sizes`` (in memory only: the report reads)."""
+    import dataclasses
+
+    from firmware_bridge.arena import measure_arena
+
     measurement = measure_arena(bundle.model_path)
     if measurement.arena_bytes is None:
-        return None, f"not measured: {measurement.reason}"
-    return int(measurement.arena_bytes), "measured in TFLM now (the bundle had no arena_bytes)"
+        return bundle, f"not measured: {measurement.reason}"
+    sizes = {
+        **bundle.sizes,
+        "arena_bytes": measurement.arena_bytes,
+        "arena_margin_bytes": measurement.margin_bytes,
+    }
+    return dataclasses.replace(bundle, sizes=sizes), "measured in TFLM now (the bundle had none)"
 
 
 def explanation_section(bundle: Bundle, run: Int8Run | None) -> Section:
@@ -399,7 +449,8 @@ def _vibration_band_shares(
     if not names or classes is None or not np.any(classes > 0):
         return None
     x = np.asarray(run.evaluation["x"], np.float64).reshape(len(run.outputs), -1)
-    errors = (x - run.outputs.reshape(len(x), -1)) ** 2
+    scale = np.asarray(bundle.head.get("error_scale") or 1.0, dtype=np.float64)
+    errors = ((x - run.outputs.reshape(len(x), -1)) / scale) ** 2
     anomalous = errors[classes > 0]
     shares = anomalous / np.maximum(anomalous.sum(axis=1, keepdims=True), 1e-12)
     title = "share of the int8 anomaly score per feature, mean over anomalous held-out windows"

@@ -61,7 +61,7 @@ def pareto_chart(
             for r in front:
                 ax.annotate(f"#{r['trial']}", (r["flash_bytes"] / 1024, r[metric]), fontsize=7)
     ax.axvline(budget.flash_bytes / 1024, color="grey", ls="--", label="flash budget")
-    ax.set_xlabel("model flash (KB, int8 .tflite)")
+    ax.set_xlabel("flash (KB): int8 model + front-end tables")
     better = "higher" if direction == "maximize" else "lower"
     ax.set_ylabel(f"int8 {metric or 'metric'} ({better} is better)")
     ax.set_title(f"{len(records)} trials; arena budget {budget.arena_bytes / 1024:.0f} KB")
@@ -161,10 +161,14 @@ def roc_and_histogram(
 
 def roc_points(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) at every distinct score threshold."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
     positive = np.asarray(positive, dtype=bool)[order]
-    tps = np.concatenate([[0], np.cumsum(positive)])
-    fps = np.concatenate([[0], np.cumsum(~positive)])
+    # one point per distinct threshold, so tied scores count half (the trapezoid's diagonal)
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(sorted_scores) - 1]
+    tps = np.concatenate([[0], np.cumsum(positive)[last_of_tie]])
+    fps = np.concatenate([[0], np.cumsum(~positive)[last_of_tie]])
     return fps / max(1, fps[-1]), tps / max(1, tps[-1])
 
 
@@ -209,11 +213,15 @@ def budget_bars(
     flash_share = [100 * flash_bytes / t["flash_bytes"] for t in targets]
     y = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(8, 0.8 + 0.55 * len(names)))
-    bars = ax.barh(y - 0.2, flash_share, 0.4, label="model flash", color=_COLORS["float"])
+    bars = ax.barh(
+        y - 0.2, flash_share, 0.4, label="flash (model + front end)", color=_COLORS["float"]
+    )
     ax.bar_label(bars, fmt="%.1f%%", fontsize=7)
     if ram_bytes is not None:
         ram_share = [100 * ram_bytes / t["ram_bytes"] for t in targets]
-        bars = ax.barh(y + 0.2, ram_share, 0.4, label="tensor arena (RAM)", color=_COLORS["int8"])
+        bars = ax.barh(
+            y + 0.2, ram_share, 0.4, label="RAM (arena + front end)", color=_COLORS["int8"]
+        )
         ax.bar_label(bars, fmt="%.1f%%", fontsize=7)
     ax.axvline(100, color=_COLORS["bad"], ls="--")
     ax.set_yticks(y, names, fontsize=8)

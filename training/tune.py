@@ -65,44 +65,41 @@ class TuneRequest:
 def measure_bundle(bundle: Bundle) -> dict[str, Any]:
     """Flash bytes, TFLM arena bytes and MACs of an int8 bundle, measured by ``firmware_bridge``.
 
-    ``flash_bytes`` is the model flatbuffer as the firmware embeds it (the TFLM runtime code is the
-    same for every trial of a task, so it does not move the comparison). ``arena_bytes`` is what
-    the firmware must allocate: the smallest arena that allocates and invokes in TFLM (bisected by
-    :func:`firmware_bridge.arena.measure_arena`) plus its margin for optimised-kernel scratch
-    buffers; ``arena_measured_bytes`` is the bare measurement. ``macs`` comes from the per-layer
-    profile (None if ``firmware_bridge.profile`` is not available).
+    ``arena_bytes`` is what the firmware must allocate: the smallest arena that allocates and
+    invokes in TFLM (bisected by :func:`firmware_bridge.arena.measure_arena`) plus its margin for
+    optimised-kernel scratch buffers; ``arena_measured_bytes`` is the bare measurement. The arena
+    is recorded in the bundle's ``sizes`` like the firmware export does. ``flash_bytes`` is the
+    model flatbuffer plus the C front end's constant tables (mel filterbank, windows …: they grow
+    with feature knobs) from :func:`firmware_bridge.profile.profile_bundle`; the TFLM runtime code
+    is the same for every trial, so it does not move the comparison. ``macs`` and ``parameters``
+    come from the per-layer profile of the flatbuffer.
     """
-    from firmware_bridge.arena import measure_arena, tflm_available
+    from device_sim.bundle import update_bundle
+    from firmware_bridge.arena import measure_arena
+    from firmware_bridge.profile import profile_bundle
 
-    if not tflm_available():
-        raise TinyfleetError(
-            "tune measures every trial's arena in TFLM, and tflite-micro is not installed: "
-            "`pip install tflite-micro` (x86_64 Linux wheels)"
-        )
-    model_bytes = bundle.model_bytes()
     arena = measure_arena(bundle.model_path)
-    measured: dict[str, Any] = {
-        "flash_bytes": len(model_bytes),
-        "arena_bytes": arena.recommended_bytes,
-        "arena_measured_bytes": arena.arena_bytes,
-        "macs": None,
-        "parameters": bundle.sizes.get("parameters"),
+    if arena.arena_bytes is None:
+        raise TinyfleetError(f"the TFLM arena was not measured: {arena.reason}")
+    bundle = update_bundle(
+        bundle,
+        sizes={"arena_bytes": arena.arena_bytes, "arena_margin_bytes": arena.margin_bytes},
+    )
+    totals = profile_bundle(bundle)["totals"]
+    return {
+        "flash_bytes": int(totals["flash_bytes"]),
+        "model_bytes": int(totals["model_bytes"]),
+        "frontend_table_bytes": totals.get("frontend_table_bytes"),
+        "arena_bytes": int(arena.recommended_bytes),
+        "arena_measured_bytes": int(arena.arena_bytes),
+        "ram_bytes": totals.get("ram_bytes"),
+        "macs": int(totals["macs"]),
+        "parameters": int(totals["parameters"]),
     }
-    try:
-        from firmware_bridge.profile import profile_model
-    except ImportError:
-        log.warning("firmware_bridge.profile is not available: MACs are not measured")
-        return measured
-    profile = profile_model(model_bytes)
-    measured["macs"] = int(profile.total_macs)
-    measured["parameters"] = int(profile.total_params)
-    return measured
 
 
-def _check_measurable(budget: Budget) -> None:
+def _check_measurable() -> None:
     """Fail before the first trial, not after it trained, when a budget cannot be measured."""
-    import importlib.util
-
     from firmware_bridge.arena import tflm_available
 
     if not tflm_available():
@@ -110,8 +107,6 @@ def _check_measurable(budget: Budget) -> None:
             "tune measures every trial's TFLM arena and tflite-micro is not installed: "
             "`pip install tflite-micro` (x86_64 Linux)"
         )
-    if budget.macs is not None and importlib.util.find_spec("firmware_bridge.profile") is None:
-        raise ConfigError("--macs needs firmware_bridge.profile to count MACs; drop --macs")
 
 
 def _headline(metrics: Mapping[str, Any]) -> tuple[str, float]:
@@ -256,7 +251,7 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     if not space:
         raise ConfigError(f"task {request.task} declares no SEARCH_SPACE: nothing to tune")
     knobs = parse_space(space, dict(request.knob_overrides))
-    _check_measurable(request.budget)
+    _check_measurable()
     request.out.mkdir(parents=True, exist_ok=True)
     study = open_study(request, _probe_direction(request))
     before = len(study.trials)
