@@ -62,7 +62,9 @@ function eventText(msg) {
   const e = msg.event || {};
   if (e.type === "keyword") return `keyword "${e.label}" (${fixed(e.score, 2)})`;
   if (e.type === "vibration_alarm") {
-    return `vibration alarm ${e.state} (score ${fixed(e.anomaly_score, 3)}, ${e.anomalous_windows || ""})`;
+    const detail = [`score ${fixed(e.anomaly_score, 3)}`];
+    if (e.anomalous_windows) detail.push(e.anomalous_windows);
+    return `vibration alarm ${e.state} (${detail.join(", ")})`;
   }
   if (e.type === "band_changed") return `air-quality band ${e.from} → ${e.to}`;
   return JSON.stringify(e).slice(0, 160);
