@@ -17,6 +17,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from device_sim.bundle import Bundle, QuantizedTensor, write_bundle
 from device_sim.mqtt.broker import HOST
@@ -141,11 +143,13 @@ def connect(
     clean: bool = True,
     collector: Collector | None = None,
     timeout: float = 10.0,
+    session_expiry_s: int = 0,
 ) -> tuple[mqtt.Client, int]:
     """Connect a paho client on 127.0.0.1:``port``; returns (client, CONNACK reason value).
 
-    The client's network loop is running; the caller stops it (:func:`close`). A TLS handshake
-    failure is returned as reason -1.
+    The client's network loop is running (and reconnects on its own); the caller stops it
+    (:func:`close`). A TLS handshake failure is returned as reason -1. ``session_expiry_s`` keeps
+    an MQTT v5 session that long after a disconnect (with ``clean=False``).
     """
     client_id = client_id or f"ops-test-{uuid.uuid4().hex[:8]}"
     if protocol == mqtt.MQTTv5:
@@ -175,7 +179,9 @@ def connect(
         client.on_message = collector.on_message
     try:
         if protocol == mqtt.MQTTv5:
-            client.connect(HOST, port, keepalive=30, clean_start=clean)
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry_s
+            client.connect(HOST, port, keepalive=30, clean_start=clean, properties=properties)
         else:
             client.connect(HOST, port, keepalive=30)
     except (OSError, ssl.SSLError):
