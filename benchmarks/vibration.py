@@ -100,6 +100,7 @@ def main() -> int:
     trained = train(TrainOptions(preset=args.preset, seed=args.seed))
     train_seconds = time.perf_counter() - started
     out = Path(tempfile.mkdtemp(prefix="vibration-bench-"))
+    trained.save(out)
     bundle = quantize_trained(trained, out)
     float_m, int8_m = bundle.metrics["float"], bundle.metrics["int8"]
 

@@ -76,6 +76,10 @@ def quantize_trained(trained: TrainedModel, out_dir: str | Path, *, qat: bool = 
     model_bytes, int8, metrics_int8, method = _maybe_qat(
         trained, task, metrics_float, (model_bytes, int8, metrics_int8), qat
     )
+    calibrate = getattr(task, "calibrate_head", None)
+    if calibrate is not None:  # e.g. vibration: the anomaly threshold of the int8 model itself
+        trained.head = calibrate(int8.predict_batch, trained.evaluation, trained.head)
+        metrics_int8 = task.score(int8.predict_batch, trained.evaluation, trained.head)
     report = quantization_report(
         trained.task,
         model_bytes,
