@@ -5,9 +5,10 @@ For each bundle folder given (default: ``artifacts/*`` that hold a bundle):
 * export (C target) to a temporary folder: flash (model + front-end tables), TFLM arena (bisected)
   + margin, RAM (arena + front-end buffers), ops, and the gcc time to compile every generated file;
 * profile: MACs, parameters, latency estimates (MLPerf-calibrated cycles per MAC, *estimates*);
-* interpreter parity on random int8 inputs: TFLM vs LiteRT as the device runs it (default
-  kernels, XNNPACK) and vs LiteRT's reference kernels — share of outputs that differ, largest
-  difference in int8 steps;
+* interpreter parity, on random int8 inputs and on the int8 features of simulated windows: TFLM
+  vs LiteRT as the device runs it (``Int8Model``: default XNNPACK delegate), vs LiteRT's builtin
+  kernels without delegates, and vs its reference kernels — share of outputs that differ, largest
+  difference in int8 steps, top-1 agreement;
 * C front end vs Python on the task's simulated source: largest feature difference and the share of
   quantized int8 model inputs that differ.
 
@@ -48,43 +49,71 @@ from firmware_bridge.profile import profile_bundle, profile_graph  # noqa: E402
 STUBS = Path(__file__).resolve().parents[1] / "tests" / "firmware_tflm_stub"
 
 
-def parity(model_bytes: bytes, inputs: int, seed: int = 0) -> dict:
-    """TFLM vs LiteRT (default and reference kernels) on random int8 inputs."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def _litert(model_bytes: bytes, kind):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes, experimental_op_resolver_type=kind)
+    interpreter.allocate_tensors()
+    index_in = interpreter.get_input_details()[0]["index"]
+    index_out = interpreter.get_output_details()[0]["index"]
+
+    def run(q: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(index_in, q)
+        interpreter.invoke()
+        return interpreter.get_tensor(index_out).astype(int)
+
+    return run
+
+
+def compare(model_bytes: bytes, quantized_inputs) -> dict:
+    """TFLM vs three LiteRT set-ups on the given int8 inputs: the device's (``Int8Model``:
+    default XNNPACK delegate), builtin kernels without delegates, and reference kernels."""
+    from ai_edge_litert.interpreter import OpResolverType
     from tflite_micro.python.tflite_micro import runtime
 
     device = Int8Model(model_bytes)
-    reference = Interpreter(
-        model_content=model_bytes, experimental_op_resolver_type=OpResolverType.BUILTIN_REF
-    )
-    reference.allocate_tensors()
-    ref_in = reference.get_input_details()[0]["index"]
-    ref_out = reference.get_output_details()[0]["index"]
+    others = {
+        "litert_default": lambda q: device.invoke_quantized(q).astype(int),
+        "litert_builtin_no_delegate": _litert(
+            model_bytes, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        ),
+        "litert_reference": _litert(model_bytes, OpResolverType.BUILTIN_REF),
+    }
     tflm = runtime.Interpreter.from_bytes(model_bytes, arena_size=1 << 20)
-    rng = np.random.default_rng(seed)
-    differ_device = differ_reference = total = 0
-    worst_device = worst_reference = 0
-    for _ in range(inputs):
-        q = rng.integers(-128, 128, size=device.input_spec.shape, dtype=np.int8)
+    stats = {name: [0, 0, 0] for name in others}  # differing outputs, max steps, same argmax
+    total = count = 0
+    for q in quantized_inputs:
+        q = np.asarray(q, dtype=np.int8).reshape(device.input_spec.shape)
         tflm.set_input(q, 0)
         tflm.invoke()
         micro = tflm.get_output(0).astype(int)
-        reference.set_tensor(ref_in, q)
-        reference.invoke()
-        ref = reference.get_tensor(ref_out).astype(int)
-        dev = device.invoke_quantized(q).astype(int)
-        differ_device += int(np.count_nonzero(micro != dev))
-        differ_reference += int(np.count_nonzero(micro != ref))
-        worst_device = max(worst_device, int(np.abs(micro - dev).max()))
-        worst_reference = max(worst_reference, int(np.abs(micro - ref).max()))
+        for name, run in others.items():
+            other = run(q)
+            stats[name][0] += int(np.count_nonzero(micro != other))
+            stats[name][1] = max(stats[name][1], int(np.abs(micro - other).max()))
+            stats[name][2] += int(np.argmax(micro) == np.argmax(other))
         total += micro.size
+        count += 1
     return {
-        "random_inputs": inputs,
-        "vs_litert_default_differing_outputs": round(differ_device / total, 4),
-        "vs_litert_default_max_steps": worst_device,
-        "vs_litert_reference_differing_outputs": round(differ_reference / total, 4),
-        "vs_litert_reference_max_steps": worst_reference,
+        "inputs": count,
+        **{
+            name: {
+                "differing_outputs": round(values[0] / max(total, 1), 4),
+                "max_steps": values[1],
+                "same_argmax": round(values[2] / max(count, 1), 4),
+            }
+            for name, values in stats.items()
+        },
     }
+
+
+def parity(model_bytes: bytes, inputs: int, seed: int = 0) -> dict:
+    """TFLM vs LiteRT on ``inputs`` uniformly random int8 inputs."""
+    shape = Int8Model(model_bytes).input_spec.shape
+    rng = np.random.default_rng(seed)
+    return compare(
+        model_bytes, (rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(inputs))
+    )
 
 
 def frontend_check(bundle, windows: int, work: Path) -> dict:
@@ -110,6 +139,7 @@ def frontend_check(bundle, windows: int, work: Path) -> dict:
     q_c = spec.quantize(features[ok])
     q_py = spec.quantize(expected[ok])
     return {
+        "real_window_parity": compare(bundle.model_bytes(), q_py),
         "windows": int(len(raw)),
         "refused_by_c": int((~ok).sum()),
         "max_abs_feature_error": float(np.abs(features[ok] - expected[ok]).max())
@@ -222,7 +252,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundles", nargs="*", type=Path, help="bundle folders")
     parser.add_argument("--inputs", type=int, default=200, help="random int8 inputs for parity")
-    parser.add_argument("--windows", type=int, default=16, help="front-end windows per task")
+    parser.add_argument("--windows", type=int, default=64, help="front-end windows per task")
     parser.add_argument("--no-reference", action="store_true", help="skip the DS-CNN reference")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
