@@ -100,7 +100,7 @@ def int8_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
 def _label_array(evaluation: Mapping[str, np.ndarray], n: int, names: tuple[str, ...]) -> Any:
     for name in names:
         values = evaluation.get(name)
-        if values is not None and len(values) == n:
+        if values is not None and np.ndim(values) and len(values) == n:
             return np.asarray(values)
     return None
 
@@ -186,6 +186,7 @@ def metrics_section(bundle: Bundle) -> Section:
         for k, v in int8_m.items()
         if isinstance(v, (int, float))
         and not k.startswith(("n_", "target_"))
+        and not k.endswith("_n")
         and "threshold" not in k
     }
     if any(isinstance(float_m.get(k), (int, float)) for k in numeric):
@@ -208,7 +209,7 @@ def run_int8(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> Int
         return None
     x = np.asarray(evaluation["x"], dtype=np.float32)
     rows = min(len(x), MAX_EVAL_ROWS)
-    subset = {k: v[:rows] for k, v in evaluation.items() if len(v) == len(x)}
+    subset = {k: v[:rows] for k, v in evaluation.items() if np.ndim(v) and len(v) == len(x)}
     return Int8Run(subset, int8_outputs(bundle, x[:rows]), len(x))
 
 
@@ -457,29 +458,32 @@ def _vibration_band_shares(
     return title, list(names), [float(v) for v in shares.mean(axis=0)]
 
 
-def _importance_tables(tree: Any, path: str = "") -> Any:
-    """Yield (path, names, values) for every name→number mapping under an importance-like key."""
+def _importance_tables(tree: Any, path: str = "", inside: bool = False) -> Any:
+    """Yield (path, names, values) for name→number mappings under an importance-like key.
+
+    E.g. ``extra.explanation.per_target.CO = {"PT08.S1": 0.31, ...}`` (air quality) or a list of
+    ``{"feature": …, "share": …}`` items. Booleans are flags, not importances.
+    """
     if isinstance(tree, Mapping):
+        numeric = {
+            k: float(v)
+            for k, v in tree.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if inside and len(numeric) >= 2 and len(numeric) == len(tree):
+            yield path, list(numeric), list(numeric.values())
+            return
         for key, value in tree.items():
             here = f"{path}.{key}" if path else str(key)
-            interesting = any(w in str(key).lower() for w in ("importance", "explain", "saliency"))
-            if interesting and isinstance(value, Mapping):
-                numeric = {k: v for k, v in value.items() if isinstance(v, (int, float))}
-                if len(numeric) >= 2:
-                    yield here, list(numeric), [float(v) for v in numeric.values()]
-                    continue
-            if (
-                interesting
-                and isinstance(value, list)
-                and value
-                and all(isinstance(v, Mapping) for v in value)
-            ):
-                pairs = [_name_value(v) for v in value]
-                pairs = [p for p in pairs if p is not None]
-                if len(pairs) >= 2:
-                    yield here, [p[0] for p in pairs], [p[1] for p in pairs]
-                    continue
-            yield from _importance_tables(value, here)
+            interesting = any(w in str(key).lower() for w in _IMPORTANCE_WORDS)
+            yield from _importance_tables(value, here, inside or interesting)
+    elif inside and isinstance(tree, list) and tree and all(isinstance(v, Mapping) for v in tree):
+        pairs = [p for p in (_name_value(v) for v in tree) if p is not None]
+        if len(pairs) >= 2:
+            yield path, [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+_IMPORTANCE_WORDS = ("importance", "explain", "explanation", "saliency")
 
 
 def _name_value(item: Mapping[str, Any]) -> tuple[str, float] | None:
