@@ -125,10 +125,11 @@ def _headline(metrics: Mapping[str, Any]) -> tuple[str, float]:
 class _TrialRunner:
     """The objective: one trial = train + int8 + measure, in its own folder under ``trials/``."""
 
-    def __init__(self, request: TuneRequest, knobs: Sequence[Knob]) -> None:
+    def __init__(self, request: TuneRequest, knobs: Sequence[Knob], direction: str) -> None:
         from training.tasks import task_module
 
         self.request = request
+        self.direction = direction
         self.knobs = list(knobs)
         self.task = task_module(request.task)
 
@@ -157,6 +158,11 @@ class _TrialRunner:
         bundle = quantize_trained(trained, out)
         measured = measure_bundle(bundle)
         metric, value = _headline(bundle.metrics["int8"])
+        if metric_direction(metric) != self.direction:
+            raise RuntimeError(
+                f"the study {self.direction}s its metric but {self.request.task}'s headline metric "
+                f"is {metric!r}: set HEADLINE_METRIC in training/{self.request.task}.py"
+            )
         seconds = time.perf_counter() - started
         trial.set_user_attr("knobs", values)
         trial.set_user_attr("metric_name", metric)
@@ -253,10 +259,11 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     knobs = parse_space(space, dict(request.knob_overrides))
     _check_measurable()
     request.out.mkdir(parents=True, exist_ok=True)
-    study = open_study(request, _probe_direction(request))
+    direction = _probe_direction(request)
+    study = open_study(request, direction)
     before = len(study.trials)
     study.optimize(
-        _TrialRunner(request, knobs),
+        _TrialRunner(request, knobs, direction),
         n_trials=request.trials,
         catch=(TinyfleetError,),
         gc_after_trial=True,
