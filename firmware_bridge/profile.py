@@ -205,6 +205,11 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         "macs": report["macs"],
         "parameters": report["parameters"],
     }
+    if frontend is not None and frontend.streaming_window_bytes is not None:
+        # Streaming frame by frame keeps one frame of samples instead of the whole window.
+        streaming = frontend.buffer_bytes + frontend.streaming_window_bytes + frontend.feature_bytes
+        totals["frontend_streaming_ram_bytes"] = streaming
+        totals["ram_bytes_streaming"] = arena_total + streaming if arena_total is not None else None
     if arena is None:
         totals["arena_note"] = (
             "arena not measured: run `tinyfleet export` on a host with tflite-micro (x86_64)"

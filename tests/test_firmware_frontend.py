@@ -8,6 +8,7 @@ features ~0.02–0.05), so the device quantizes the same features the Python sim
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from device_sim.sources.vibration import SimSource
 from device_sim.sources.vibration_sim import FaultSchedule
 from device_sim.sources.wav_io import read_wav
 from firmware_bridge.frontend_c import generate_frontend
-from firmware_bridge.host_check import run_frontend
+from firmware_bridge.host_check import C_FLAGS, compile_c, run_frontend
 
 SPEECH = Path("/work/shared/data/speech_commands_dev")
 
@@ -144,3 +145,49 @@ def test_c_air_quality_front_end_matches_python_on_simulated_station(tmp_path):
     assert np.array_equal(status == 0, complete)
     error = np.abs(features[complete] - expected[complete])
     assert error.max() < 1e-5, f"max |C - Python| = {error.max():.2e}"
+
+
+def test_c_audio_streaming_rows_equal_the_python_features_frame_by_frame(tmp_path):
+    """The per-frame entry point (what a RAM-frugal device streams with) gives the same rows."""
+    config = default_config("mfcc")
+    clips = _speech_clips(3)
+    config = with_normalization(config, config.build().batch(clips))
+    c = generate_frontend(config.to_dict())
+    for name, text in c.files().items():
+        (tmp_path / name).write_text(text)
+    frames, coeffs, frame, hop = (
+        config.n_frames,
+        config.n_coefficients(),
+        config.frame_samples,
+        config.hop_samples,
+    )
+    (tmp_path / "stream.c").write_text(
+        f"""\
+#include <stdio.h>
+#include "tinyfleet_frontend.h"
+static float clip[{config.window_samples}];
+static float last[TINYFLEET_FE_FRAME_SAMPLES];
+static float row[TINYFLEET_FE_ROW_FEATURES];
+int main(void)
+{{
+    int f, t;
+    while (fread(clip, sizeof(float), {config.window_samples}, stdin) == {config.window_samples}) {{
+        for (f = 0; f < {frames}; ++f) {{
+            for (t = 0; t < TINYFLEET_FE_FRAME_SAMPLES; ++t) last[t] = clip[f * TINYFLEET_FE_HOP_SAMPLES + t];
+            if (tinyfleet_frontend_frame(last, row) != 0) return 1;
+            fwrite(row, sizeof(float), TINYFLEET_FE_ROW_FEATURES, stdout);
+        }}
+    }}
+    return 0;
+}}
+"""
+    )
+    compile_c([*C_FLAGS, "stream.c", "tinyfleet_frontend.c", "-lm", "-o", "stream"], tmp_path)
+    result = subprocess.run(
+        ["./stream"], cwd=tmp_path, input=clips.astype(np.float32).tobytes(), capture_output=True
+    )
+    assert result.returncode == 0
+    rows = np.frombuffer(result.stdout, dtype=np.float32).reshape(len(clips), frames, coeffs)
+    expected = config.build().batch(clips)[..., 0]
+    assert (frame, hop) == (480, 320)
+    assert np.abs(rows - expected).max() < 5e-4

@@ -25,63 +25,78 @@ static float tf_re[TF_FFT_N];
 static float tf_im[TF_FFT_N];
 static float tf_mel[TF_MELS];
 
-int tinyfleet_frontend(const float *window, float *features)
+int tinyfleet_frontend_frame(const float *frame, float *row)
 {
-    int frame, t, m, c;
-    for (t = 0; t < TF_WINDOW; ++t) {
-        if (!isfinite(window[t])) {
+    int t, m, c;
+    for (t = 0; t < TF_FFT_N; ++t) {
+        if (t < TF_FRAME && !isfinite(frame[t])) {
             return 1;
         }
+        tf_re[t] = t < TF_FRAME ? frame[t] * tf_window[t] : 0.0f;
+        tf_im[t] = 0.0f;
     }
-    for (frame = 0; frame < TF_FRAMES; ++frame) {
-        const float *x = window + frame * TF_HOP;
-        float *out = features + frame * TF_COEFFS;
-        for (t = 0; t < TF_FFT_N; ++t) {
-            tf_re[t] = t < TF_FRAME ? x[t] * tf_window[t] : 0.0f;
-            tf_im[t] = 0.0f;
-        }
-        tf_fft(tf_re, tf_im);
-        for (t = 0; t < TF_BINS; ++t) {
-            const float power = tf_re[t] * tf_re[t] + tf_im[t] * tf_im[t];
+    tf_fft(tf_re, tf_im);
+    for (t = 0; t < TF_BINS; ++t) {
+        const float power = tf_re[t] * tf_re[t] + tf_im[t] * tf_im[t];
 #if TF_POWER_MODE == 1
-            tf_re[t] = sqrtf(power);
+        tf_re[t] = sqrtf(power);
 #elif TF_POWER_MODE == 2
-            tf_re[t] = power;
+        tf_re[t] = power;
 #else
-            tf_re[t] = powf(sqrtf(power), TF_SPECTRUM_POWER);
+        tf_re[t] = powf(sqrtf(power), TF_SPECTRUM_POWER);
 #endif
+    }
+    for (m = 0; m < TF_MELS; ++m) {
+        float energy = 0.0f;
+        const int first = tf_mel_first[m];
+        const int offset = tf_mel_offset[m];
+        for (t = 0; t < tf_mel_count[m]; ++t) {
+            energy += tf_re[first + t] * tf_mel_weight[offset + t];
         }
-        for (m = 0; m < TF_MELS; ++m) {
-            float energy = 0.0f;
-            const int first = tf_mel_first[m];
-            const int offset = tf_mel_offset[m];
-            for (t = 0; t < tf_mel_count[m]; ++t) {
-                energy += tf_re[first + t] * tf_mel_weight[offset + t];
-            }
-            tf_mel[m] = logf(energy + TF_LOG_FLOOR);
-        }
+        tf_mel[m] = logf(energy + TF_LOG_FLOOR);
+    }
 #if TF_MFCC
-        for (c = 0; c < TF_COEFFS; ++c) {
-            float sum = 0.0f;
-            for (m = 0; m < TF_MELS; ++m) {
-                sum += tf_mel[m] * tf_dct[m * TF_COEFFS + c];
-            }
-            out[c] = sum;
+    for (c = 0; c < TF_COEFFS; ++c) {
+        float sum = 0.0f;
+        for (m = 0; m < TF_MELS; ++m) {
+            sum += tf_mel[m] * tf_dct[m * TF_COEFFS + c];
         }
+        row[c] = sum;
+    }
 #else
-        for (c = 0; c < TF_COEFFS; ++c) {
-            out[c] = tf_mel[c];
-        }
+    for (c = 0; c < TF_COEFFS; ++c) {
+        row[c] = tf_mel[c];
+    }
 #endif
 #if TF_NORM
-        for (c = 0; c < TF_COEFFS; ++c) {
-            out[c] = (out[c] - tf_norm_mean[c]) * tf_norm_scale[c];
-        }
+    for (c = 0; c < TF_COEFFS; ++c) {
+        row[c] = (row[c] - tf_norm_mean[c]) * tf_norm_scale[c];
+    }
 #endif
+    return 0;
+}
+
+int tinyfleet_frontend(const float *window, float *features)
+{
+    int frame;
+    for (frame = 0; frame < TF_FRAMES; ++frame) {
+        if (tinyfleet_frontend_frame(window + frame * TF_HOP, features + frame * TF_COEFFS) != 0) {
+            return 1;
+        }
     }
     return 0;
 }
 """
+
+_STREAMING = """\
+/* Streaming (saves RAM): instead of keeping the whole window, keep the last
+ * TINYFLEET_FE_FRAME_SAMPLES samples, and every TINYFLEET_FE_HOP_SAMPLES new samples shift the
+ * feature matrix up one row and compute the newest row with tinyfleet_frontend_frame(). Returns 0,
+ * or 1 when a sample is NaN/Inf. Rows equal those of tinyfleet_frontend() on the same audio. */
+#define TINYFLEET_FE_FRAME_SAMPLES {frame}
+#define TINYFLEET_FE_HOP_SAMPLES {hop}
+#define TINYFLEET_FE_ROW_FEATURES {coeffs}
+int tinyfleet_frontend_frame(const float *frame, float *row);"""
 
 
 def _sparse_filters(mel_matrix: np.ndarray) -> tuple[list[int], list[int], list[int], np.ndarray]:
@@ -118,7 +133,8 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
         f" * features: {config.n_frames} frames x {coeffs} {config.kind} coefficients, row-major.\n"
         " * Returns 1 when a sample is NaN/Inf."
     )
-    header = header_text(config.kind, config.window_samples, 1, features, notes)
+    streaming = _STREAMING.format(frame=config.frame_samples, hop=config.hop_samples, coeffs=coeffs)
+    header = header_text(config.kind, config.window_samples, 1, features, notes, streaming)
     parts = [
         f"#define TF_WINDOW {config.window_samples}\n#define TF_FRAME {config.frame_samples}\n",
         f"#define TF_HOP {config.hop_samples}\n#define TF_FRAMES {config.n_frames}\n",
@@ -162,4 +178,5 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
         features=features,
         table_bytes=table_bytes,
         buffer_bytes=4 * (2 * n + config.n_mels),
+        streaming_window_bytes=4 * config.frame_samples,
     )
