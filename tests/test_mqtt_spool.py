@@ -43,6 +43,7 @@ def test_acknowledged_messages_leave_and_a_full_outbox_drops_the_oldest(tmp_path
     pending = spool.pending(0, 10)
     assert [m.payload for m in pending] == [b"3", b"4", b"5", b"6", b"7"]
     spool.ack(pending[0].id)
+    spool.db.commit()  # acknowledgements are written per batch
     assert len(spool) == 4
     assert spool.pending(pending[0].id, 10)[0].payload == b"4"
     assert spool.peek_seq("kws") == 8  # dropping never rewinds seq: the loss shows as a gap
@@ -64,3 +65,19 @@ def test_seq_tracker_counts_duplicates_and_gaps_and_fills_late_arrivals():
     assert tracker.missing == 1
     assert tracker.add(2) and tracker.missing == 0
     assert tracker.contiguous == 3 and not tracker.above
+
+
+def test_a_previous_runs_backlog_is_sent_before_new_messages_in_order(tmp_path):
+    db = SpoolDB(tmp_path / "s.sqlite")
+    spool = Spool(db, "dev")
+    for _ in range(3):
+        _append(spool)
+    db.close()
+    restarted = Spool(SpoolDB(tmp_path / "s.sqlite"), "dev")
+    first = restarted.pending(0, 2)
+    _append(restarted)  # a new window while the backlog is being sent
+    rest = restarted.pending(first[-1].id, 10)
+    _append(restarted)
+    newest = restarted.pending(rest[-1].id, 10)
+    assert [m.payload for m in first + rest + newest] == [b"0", b"1", b"2", b"3", b"4"]
+    assert restarted.pending(newest[-1].id, 10) == []

@@ -16,9 +16,11 @@ data is worth more to a dashboard) and counted in ``Spool.dropped``; the gap sho
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,18 @@ class SpoolDB:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         self._in_transaction = False
+        self._dirty: set[Spool] = set()
+
+    def mark_dirty(self, spool: Spool) -> None:
+        """``spool`` has counters/acknowledgements to write with the next commit."""
+        self._dirty.add(spool)
+
+    def execute_many(self, sql: str, rows: list[tuple]) -> sqlite3.Cursor:
+        with self.lock:
+            if not self._in_transaction:
+                self._conn.execute("BEGIN")
+                self._in_transaction = True
+            return self._conn.executemany(sql, rows)
 
     def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
         """Run a write inside the open batch (a transaction is opened on first use)."""
@@ -87,6 +101,8 @@ class SpoolDB:
     def commit(self) -> None:
         """Make everything appended so far durable; only then may it be sent."""
         with self.lock:
+            while self._dirty:
+                self._dirty.pop().flush()
             if self._in_transaction:
                 self._conn.execute("COMMIT")
                 self._in_transaction = False
@@ -98,7 +114,15 @@ class SpoolDB:
 
 
 class Spool:
-    """One device's outbox and ``seq`` counters inside a :class:`SpoolDB`."""
+    """One device's outbox and ``seq`` counters inside a :class:`SpoolDB`.
+
+    To keep a window's cost low, the ``seq`` counter and acknowledgements are written once per
+    batch (in :meth:`SpoolDB.commit`, inside the same transaction as the messages), and messages
+    appended by this process are handed to the publisher from memory instead of being read back
+    (up to :data:`RECENT_CAP`; beyond that, and for a previous run's backlog, from SQLite).
+    """
+
+    RECENT_CAP = 2000
 
     def __init__(self, db: SpoolDB, device: str, max_messages: int = DEFAULT_MAX_MESSAGES) -> None:
         if max_messages < 1:
@@ -110,8 +134,13 @@ class Spool:
         rows = db.query("SELECT task, next FROM seq WHERE device = ?", (device,))
         self._next_seq = {task: int(value) for task, value in rows}
         self._count = int(db.query("SELECT COUNT(*) FROM outbox WHERE device = ?", (device,))[0][0])
+        self._seq_dirty: set[str] = set()
+        self._acked: list[tuple[int]] = []
+        self._recent: deque[SpooledMessage] = deque()
+        self._from_disk = self._count > 0  # a previous run's backlog is read back from SQLite
 
     def __len__(self) -> int:
+        """Messages not yet acknowledged (acknowledgements count once their batch is written)."""
         return self._count
 
     def peek_seq(self, task: str) -> int:
@@ -136,21 +165,43 @@ class Spool:
                 "INSERT INTO outbox (device, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)",
                 (self.device, topic, payload, qos, int(retain)),
             )
+            message_id = int(cursor.lastrowid or 0)
             if seq_task is not None and seq is not None:
                 self._next_seq[seq_task] = seq + 1
-                self.db.execute(
-                    "INSERT INTO seq (device, task, next) VALUES (?, ?, ?) "
-                    "ON CONFLICT (device, task) DO UPDATE SET next = excluded.next",
-                    (self.device, seq_task, seq + 1),
-                )
+                self._seq_dirty.add(seq_task)
+                self.db.mark_dirty(self)
             self._count += 1
-            return int(cursor.lastrowid or 0)
+            if not self._from_disk:
+                if len(self._recent) >= self.RECENT_CAP:
+                    self._from_disk = True  # a long outage: read back from SQLite when it ends
+                    self._recent.clear()
+                else:
+                    self._recent.append(SpooledMessage(message_id, topic, payload, qos, retain))
+            return message_id
+
+    def flush(self) -> None:
+        """Write the seq counters and delete acknowledged messages (called by SpoolDB.commit)."""
+        if self._seq_dirty:
+            self.db.execute_many(
+                "INSERT INTO seq (device, task, next) VALUES (?, ?, ?) "
+                "ON CONFLICT (device, task) DO UPDATE SET next = excluded.next",
+                [(self.device, task, self._next_seq[task]) for task in self._seq_dirty],
+            )
+            self._seq_dirty.clear()
+        if self._acked:
+            cursor = self.db.execute_many("DELETE FROM outbox WHERE id = ?", self._acked)
+            self._count -= max(0, cursor.rowcount)
+            self._acked = []
 
     def _drop_oldest(self) -> None:
-        self.db.execute(
-            "DELETE FROM outbox WHERE id = (SELECT MIN(id) FROM outbox WHERE device = ?)",
-            (self.device,),
-        )
+        self.flush()  # so that the oldest row is not one already acknowledged
+        row = self.db.query("SELECT MIN(id) FROM outbox WHERE device = ?", (self.device,))
+        if not row or row[0][0] is None:
+            return
+        oldest = int(row[0][0])
+        self.db.execute("DELETE FROM outbox WHERE id = ?", (oldest,))
+        if self._recent and self._recent[0].id == oldest:
+            self._recent.popleft()
         self._count -= 1
         self.dropped += 1
         if self.dropped == 1 or self.dropped % 1000 == 0:
@@ -165,16 +216,23 @@ class Spool:
     def pending(self, after_id: int, limit: int) -> list[SpooledMessage]:
         """Messages with id > ``after_id``, oldest first, after committing the open batch."""
         self.db.commit()
-        rows = self.db.query(
-            "SELECT id, topic, payload, qos, retain FROM outbox WHERE device = ? AND id > ? "
-            "ORDER BY id LIMIT ?",
-            (self.device, after_id, limit),
-        )
+        with self.db.lock:
+            if not self._from_disk:
+                while self._recent and self._recent[0].id <= after_id:
+                    self._recent.popleft()
+                return list(itertools.islice(self._recent, limit))
+            rows = self.db.query(
+                "SELECT id, topic, payload, qos, retain FROM outbox WHERE device = ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (self.device, after_id, limit),
+            )
+            if len(rows) < limit:  # caught up: everything appended so far is in `rows`
+                self._from_disk = False
+                self._recent.clear()
         return [SpooledMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4])) for r in rows]
 
     def ack(self, message_id: int) -> None:
-        """The broker has it: forget the message (committed with the next batch)."""
+        """The broker has it: forget the message (deleted with the next batch)."""
         with self.db.lock:
-            cursor = self.db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
-            if cursor.rowcount:
-                self._count -= 1
+            self._acked.append((message_id,))
+            self.db.mark_dirty(self)
