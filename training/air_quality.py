@@ -74,6 +74,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "learning_rate": 3e-3,
         "sparsity": 0.5,
+        "input_noise": 0.0,
     },
     "full": {
         "sim_days": 540,
@@ -84,6 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "learning_rate": 2e-3,
         "sparsity": 0.5,
+        "input_noise": 0.0,
     },
 }
 # Knobs `tinyfleet tune` may override (options.knob), with the values worth trying.
@@ -94,6 +96,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "learning_rate": [1e-3, 2e-3, 3e-3, 5e-3],
     "epochs": [40, 80, 150],
     "sparsity": [0.0, 0.3, 0.5, 0.7],
+    "input_noise": [0.0, 0.05, 0.1],
 }
 HEADLINE_METRIC = "mae_relative"
 TRAIN_FRACTION = 0.75
@@ -148,12 +151,20 @@ def windowed(
     }
 
 
-def window_mlp(n_features: int, n_targets: int, *, width: int = 32, depth: int = 2):
-    """A small dense net over the flattened window: ``depth`` ReLU layers of ``width`` units."""
+def window_mlp(
+    n_features: int, n_targets: int, *, width: int = 32, depth: int = 2, input_noise: float = 0.0
+):
+    """A small dense net over the flattened window: ``depth`` ReLU layers of ``width`` units.
+
+    ``input_noise`` (σ in normalised units) adds Gaussian noise to the features while training only
+    (it is no layer of the int8 model): a regulariser against slow sensor drift.
+    """
     from training.keras_env import keras
 
     inputs = keras.Input(shape=(n_features,), name="window")
     x = inputs
+    if input_noise > 0:
+        x = keras.layers.GaussianNoise(input_noise, name="drift_noise")(x)
     for i in range(depth):
         x = keras.layers.Dense(width, activation="relu", name=f"dense_{i}")(x)
     outputs = keras.layers.Dense(n_targets, name="z_scores")(x)
@@ -366,6 +377,7 @@ def train(options: TrainOptions) -> TrainedModel:
         len(targets),
         width=int(knob("width", preset["width"])),
         depth=int(knob("depth", preset["depth"])),
+        input_noise=float(knob("input_noise", preset["input_noise"])),
     )
     sparsity = float(knob("sparsity", preset["sparsity"]))
     plan = FitPlan(
