@@ -175,6 +175,7 @@ def connect(
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
+    client.reconnect_delay_set(1, 2)  # tests restart brokers: come back quickly
     if collector is not None:
         client.on_message = collector.on_message
     try:
