@@ -112,7 +112,8 @@ def test_distance_to_front_measures_metric_gap_and_flash_saving():
     gap = distance_to_front(front, default, metric="auc", direction="maximize")
     assert gap["metric_gap"] == pytest.approx(0.03)  # 0.95 at no more flash
     assert gap["cost_saving"] == 5_000  # 0.95 already at 20 000 B
-    assert distance_to_front([], default, metric="auc", direction="maximize") == {
-        "metric_gap": None,
-        "cost_saving": None,
-    }
+    assert gap["dominated"]
+    empty = distance_to_front([], default, metric="auc", direction="maximize")
+    assert empty == {"metric_gap": None, "cost_saving": None, "dominated": False}
+    on_front = distance_to_front(front, front[0], metric="auc", direction="maximize")
+    assert on_front["metric_gap"] == 0 and not on_front["dominated"]

@@ -244,7 +244,9 @@ def distance_to_front(
 
     ``metric_gap``: how much better the best front point costing no more than ``point`` is (in the
     metric's units, positive = the front is better). ``cost_saving``: how much less the cheapest
-    front point at least as good as ``point`` costs (positive = the front is cheaper).
+    front point at least as good as ``point`` costs (positive = the front is cheaper; negative =
+    being as good costs more on the front). ``dominated``: some front point is at least as good and
+    no more costly (and strictly better in one).
     """
     sign = 1.0 if direction == "maximize" else -1.0
     value, spend = float(point[metric]), float(point[cost])
@@ -257,4 +259,10 @@ def distance_to_front(
     cost_saving = None
     if better:
         cost_saving = spend - min(float(p[cost]) for p in better)
-    return {"metric_gap": metric_gap, "cost_saving": cost_saving}
+    dominated = any(
+        sign * float(p[metric]) >= sign * value
+        and float(p[cost]) <= spend
+        and (sign * float(p[metric]) > sign * value or float(p[cost]) < spend)
+        for p in front
+    )
+    return {"metric_gap": metric_gap, "cost_saving": cost_saving, "dominated": dominated}
