@@ -296,3 +296,23 @@ def test_home_assistant_discovery_is_sent_on_connect_and_again_when_ha_comes_onl
     assert all(f"/{fleet.devices[0].device_id}/" in topic for topic in first)
     config = json.loads(watcher.messages[next(iter(first))].payload)
     assert config["device"]["identifiers"]
+
+
+def test_iter_predictions_yields_each_new_prediction_for_a_users_script(tmp_path, broker, bundle):
+    from device_sim.mqtt.subscriber import iter_predictions
+
+    options = FleetOptions(
+        broker.url,
+        [bundle],
+        devices=2,
+        max_windows=4,
+        fast=True,
+        prediction_qos=1,
+        state_dir=tmp_path / "s",
+    )
+    producer = threading.Timer(1.5, run_fleet, args=(options,))  # after the script subscribed
+    producer.start()
+    seen = [p.key for p in iter_predictions(broker.url, count=8, timeout=30)]
+    producer.join(30)
+    assert sorted(seen) == sorted(expected_keys(tmp_path / "s"))
+    assert list(iter_predictions(broker.url, timeout=0.5)) == []  # silence ends the iteration
