@@ -327,3 +327,48 @@ def test_redelivered_messages_of_a_decided_rollout_are_ignored(tmp_path):
         receiver.handle(rollout.chunk_topic("dev-1", "r2", index), chunk)
     assert [r["state"] for r in reports] == ["accepted", "refused"]
     assert reports[-1]["code"] == "protocol"
+
+
+def test_device_offline_during_rollout_applies_it_when_it_reconnects(tmp_path, monkeypatch):
+    """The device's persistent session holds the rollout; the report lands on the retained topic."""
+    key_file = tmp_path / "device.key"
+    key_file.write_bytes(KEY)
+    monkeypatch.setenv(rollout.KEY_FILE_ENV, str(key_file))
+    broker = MosquittoBroker(tmp_path / "broker").start()
+    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
+    options = FleetOptions(
+        broker_url=broker.url,
+        bundles=[old],
+        device_ids=["dev-1"],
+        rate_hz=20,
+        duration_s=1.0,
+        state_dir=tmp_path / "state",
+        drain_timeout_s=2,
+    )
+
+    def source(bundle, index, seed):
+        return RowSource(seed)
+
+    try:
+        first = Fleet(options, source, tmp_path / "models")  # subscribes, then goes away
+        first.run()
+        first.close()
+        result = rollout.publish_rollout(
+            broker.url, _new_bundle(tmp_path).directory, ["dev-1"], KEY, timeout=1
+        )
+        assert result.reports["dev-1"]["state"] == "no_answer"
+
+        options.duration_s = 3.0
+        second = Fleet(options, source, tmp_path / "models")
+        second.run()
+        second.close()
+        assert second.devices[0].pipelines["air_quality"].bundle.version == "v2"
+        seen = Collector()
+        late, rc = connect(broker.port, collector=seen)
+        subscribe(late, rollout.state_topic("dev-1"))
+        assert seen.wait_for(lambda m: len(m) >= 1)
+        report = json.loads(seen.messages[-1][1])
+        assert report["rollout_id"] == result.rollout_id and report["state"] == "accepted"
+        close(late)
+    finally:
+        broker.close()
