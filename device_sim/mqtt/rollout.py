@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from device_sim.bundle import (
     MANIFEST_FILE,
@@ -52,6 +52,9 @@ from device_sim.bundle import (
 )
 from device_sim.errors import BundleError, ConfigError, TinyfleetError
 from device_sim.mqtt import topics
+
+if TYPE_CHECKING:
+    from device_sim.mqtt.client import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -573,7 +576,7 @@ def publish_rollout(
     device_ids: Iterable[str],
     key: bytes | None = None,
     *,
-    credentials=None,
+    credentials: Credentials | None = None,
     timeout: float = 30.0,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> RolloutResult:
