@@ -112,7 +112,8 @@ def main() -> int:
     int8_eval = reconstruction_error(
         x[normal], int8.predict_batch(x[normal]), bundle.head["error_scale"]
     )
-    threshold = bundle.head["anomaly_threshold"]
+    threshold = bundle.head["anomaly_threshold"]  # re-calibrated on the int8 model
+    float_threshold = bundle.head.get("float_anomaly_threshold", threshold)
 
     healthy_s = args.healthy_minutes * 60
     healthy = stream(bundle, FaultSchedule(), seed=10_001, seconds=healthy_s)
@@ -133,7 +134,12 @@ def main() -> int:
         "auc_by_severity_int8": int8_m.get("auc_by_severity"),
         "false_alarm_rate_int8": int8_m["false_alarm_rate"],
         "target_false_alarm_rate": int8_m["target_false_alarm_rate"],
-        "int8_calibration_far_at_float_threshold": round(float((int8_cal > threshold).mean()), 5),
+        "threshold_int8": round(threshold, 4),
+        "threshold_float": round(float_threshold, 4),
+        "int8_calibration_far_at_float_threshold": round(
+            float((int8_cal > float_threshold).mean()), 5
+        ),
+        "int8_calibration_far_at_int8_threshold": round(float((int8_cal > threshold).mean()), 5),
         "int8_eval_far_at_threshold": round(float((int8_eval > threshold).mean()), 5),
         "detection_rate_int8": int8_m["detection_rate"],
         "per_class_detection_int8": int8_m["per_class"],
