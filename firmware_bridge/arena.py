@@ -125,7 +125,10 @@ class _Prober:
         self._proc: subprocess.Popen[str] | None = None
 
     def _start(self) -> subprocess.Popen[str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The worker imports this package: make it importable however the parent was started.
+        root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         return subprocess.Popen(
             [sys.executable, "-m", "firmware_bridge.arena", str(self.model_path), str(self.seed)],
             stdin=subprocess.PIPE,

@@ -35,6 +35,9 @@ class QatPlan:
     epochs: int = 8
     batch_size: int = 32
     learning_rate: float = 1e-4
+    # tfmot's activation ranges start at [-6, 6] and follow an EMA with decay 0.999: they need
+    # ~1000+ steps to settle, so small calibration sets are cycled for at least this many steps.
+    min_steps: int = 1500
     preserve_sparsity: bool = True
     seed: int = 0
 
@@ -66,16 +69,20 @@ def fine_tune(model: keras.Model, samples: np.ndarray, plan: QatPlan = QatPlan()
     qat = quantization_aware(model, preserve_sparsity=plan.preserve_sparsity)
     qat.compile(optimizer=keras.optimizers.Adam(plan.learning_rate), loss="mse")
     before = float(qat.evaluate(samples, targets, verbose=0, batch_size=256))
+    steps_per_epoch = int(np.ceil(len(samples) / plan.batch_size))
+    epochs = max(plan.epochs, int(np.ceil(plan.min_steps / steps_per_epoch)))
     qat.fit(
         samples,
         targets,
-        epochs=plan.epochs,
+        epochs=epochs,
         batch_size=plan.batch_size,
         shuffle=True,
         verbose=0,
     )
     after = float(qat.evaluate(samples, targets, verbose=0, batch_size=256))
-    log.info("QAT: fake-quant MSE to the float outputs %.3g → %.3g", before, after)
+    log.info(
+        "QAT: %d epochs, fake-quant MSE to the float outputs %.3g → %.3g", epochs, before, after
+    )
     return qat
 
 

@@ -186,7 +186,7 @@ def render_report(report: Mapping[str, Any]) -> str:
     accuracy = report["accuracy"]
     size = report["size"]
     sparsity = report["int8_weight_sparsity"]
-    verdict = {True: "within tolerance", False: "EXCEEDS tolerance: try QAT", None: "n/a"}[
+    verdict = {True: "within tolerance", False: "EXCEEDS tolerance", None: "n/a"}[
         accuracy["within_tolerance"]
     ]
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731

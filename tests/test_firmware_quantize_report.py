@@ -86,7 +86,7 @@ def test_qat_keeps_pruned_zeros_and_tracks_the_float_model():
     from quantize.qat import QatPlan, qat_int8_tflite
 
     result, x = _pruned_regressor()
-    qat = qat_int8_tflite(result.model, x[:200], QatPlan(epochs=2))
+    qat = qat_int8_tflite(result.model, x[:200], QatPlan(epochs=2, min_steps=200))
     sparsity = int8_weight_sparsity(read_model(qat))
     assert sparsity["overall"] >= result.sparsity["overall"] - 1e-3
     reference = result.model.predict(x[200:], verbose=0)[:, 0]
