@@ -111,6 +111,9 @@ def test_every_entity_has_the_fields_home_assistant_requires(bundles):
         "air_quality_no2",
         "air_quality_c6h6",
         "air_quality_band",
+        "kws_model",
+        "vibration_model",
+        "air_quality_model",
     }
     unique_ids = set()
     for message in messages:
@@ -256,6 +259,12 @@ def test_discovery_round_trip_through_mosquitto_and_resent_when_home_assistant_r
         assert seen.wait_for(lambda m: any(t == state["state_topic"] for t, _, _ in m))
         payload = next(p for t, p, _ in seen.messages if t == state["state_topic"])
         assert float(render(state["value_template"], payload)) >= 0.0
+
+        # the model-version sensor reads the device's retained identity
+        model_config = expected[next(t for t in expected if t.endswith("air_quality_model/config"))]
+        assert seen.wait_for(lambda m: any(t == model_config["state_topic"] for t, _, _ in m))
+        identity = next(p for t, p, _ in seen.messages if t == model_config["state_topic"])
+        assert render(model_config["value_template"], identity) == "v1"
 
         # Home Assistant restarts: its birth message makes the device publish the configs again
         home_assistant.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)

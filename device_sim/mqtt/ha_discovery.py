@@ -18,6 +18,9 @@ Entities per task (state comes from the topics the device already publishes; no 
   (``volatile_organic_compounds``, the only class for a VOC mass concentration) — and a band sensor
   (device class ``enum`` with the bundle's band names).
 
+Each task also gets a diagnostic ``<task> model version`` sensor fed by the retained
+``tinyfleet/<device>/<task>/model`` identity, so a rollout shows up in Home Assistant.
+
 Every entity has ``availability_topic`` = the device's retained ``status`` topic (``online`` /
 ``offline``, the Last Will), a ``unique_id`` and a ``device`` block, so Home Assistant groups the
 entities under one device. Field names follow ``device_sim/tasks/*.py``; documented in
@@ -185,6 +188,23 @@ def _air_quality(
     return entities
 
 
+def _model_version(
+    device_id: str, bundle: Bundle, device: dict[str, Any]
+) -> list[tuple[str, str, dict]]:
+    """Which model the task runs, from the device's retained identity (changes after a rollout)."""
+    object_id = f"{bundle.task}_model"
+    config = {
+        **_common(device_id, object_id, f"{bundle.task} model version", device),
+        "state_topic": topics.model_topic(device_id, bundle.task),
+        "value_template": "{{ value_json.model.version }}",
+        "json_attributes_topic": topics.model_topic(device_id, bundle.task),
+        "json_attributes_template": "{{ value_json.model | to_json }}",
+        "entity_category": "diagnostic",
+        "icon": "mdi:chip",
+    }
+    return [("sensor", object_id, config)]
+
+
 _BUILDERS = {"kws": _kws, "vibration": _vibration, "air_quality": _air_quality}
 
 
@@ -204,7 +224,8 @@ def discovery_messages(
     device = _device_block(device_id, bundle_list, device_name)
     messages = []
     for bundle in bundle_list:
-        for component, object_id, config in _BUILDERS[bundle.task](device_id, bundle, device):
+        entities = _BUILDERS[bundle.task](device_id, bundle, device)
+        for component, object_id, config in entities + _model_version(device_id, bundle, device):
             payload = json.dumps(config, ensure_ascii=False, sort_keys=True).encode()
             messages.append(
                 DiscoveryMessage(config_topic(component, device_id, object_id), payload)
