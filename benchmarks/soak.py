@@ -57,13 +57,19 @@ def growth(samples: list[tuple[float, float]], duration: float) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bundle", type=Path, action="append", required=True)
+    parser.add_argument(
+        "--bundle", type=Path, action="append", help="bundle folder (default artifacts/*)"
+    )
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1.0, help="windows/s per device per task")
     parser.add_argument("--interval", type=float, default=5.0, help="RSS sampling period (s)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    args.bundle = args.bundle or sorted(p.parent for p in Path("artifacts").glob("*/bundle.json"))
+    if not args.bundle:
+        print("soak: no bundles (pass --bundle DIR or build into artifacts/); nothing to soak")
+        return 0
     duration = args.minutes * 60
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
         subscriber = SubscriberProcess(broker.url, idle_s=10, keep_latencies=False)
