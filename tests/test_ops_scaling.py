@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from ops_fixtures import Collector, air_quality_bundle, close, connect, subscribe, tiny_model
 
 from device_sim.fleet import Fleet, FleetOptions
-from device_sim.mqtt import topics
+from device_sim.mqtt import security, topics
 from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.payload import parse_prediction
 
@@ -191,5 +191,44 @@ def test_core_broker_restart_delays_but_loses_nothing_for_a_persistent_subscribe
         assert during < len(expected)  # the restart really happened mid-stream
     finally:
         close(archive)
+        core.close()
+        edge.close()
+
+
+def test_bridge_to_a_secure_edge_works_with_a_read_only_account(tmp_path):
+    """docs/scaling.md: a TLS edge with passwords and ACL; the core's bridge logs in as a
+    subscriber (read-only) and trusts the edge's CA."""
+    edge_dir = tmp_path / "edge"
+    lines = security.secure_broker_config(edge_dir)
+    device_password = security.add_credentials(edge_dir, "dev-a", "device", reload=False)
+    bridge_password = security.add_credentials(edge_dir, "core-bridge", "subscriber", reload=False)
+    edge = MosquittoBroker(edge_dir, extra_config=lines).start()
+    core = MosquittoBroker(
+        tmp_path / "core",
+        extra_config=[
+            *bridge_config("core-from-edge", edge.port),
+            "remote_username core-bridge",
+            f"remote_password {bridge_password}",
+            f"bridge_cafile {edge_dir / security.CA_CERT}",
+        ],
+    ).start()
+    seen = Collector()
+    watcher, _ = connect(core.port, collector=seen)
+    device, rc = connect(
+        edge.port,
+        username="dev-a",
+        password=device_password,
+        ca_file=edge_dir / security.CA_CERT,
+    )
+    try:
+        assert rc == 0
+        subscribe(watcher, topics.ALL_PREDICTIONS)
+        deadline = time.monotonic() + 15
+        while not seen.messages and time.monotonic() < deadline:
+            device.publish("tinyfleet/dev-a/kws/prediction", b"{}", qos=1).wait_for_publish(5)
+            seen.wait_for(lambda m: bool(m), timeout=0.3)
+        assert seen.topics()[:1] == ["tinyfleet/dev-a/kws/prediction"]
+    finally:
+        close(watcher, device)
         core.close()
         edge.close()
