@@ -123,7 +123,8 @@ class Fleet:
         self.max_lag_ms = 0.0
         self.cpu_s = 0.0
         ids = list(options.device_ids or [])
-        keep_timings = max(50, 200_000 // (options.devices * len(options.bundles)))
+        # per-window timing samples kept for the report: ~20k in all, at least 50 per pipeline
+        keep_timings = max(50, 20_000 // (options.devices * len(options.bundles)))
         for local_index in range(options.devices):
             index = options.index_offset + local_index
             device_id = ids[local_index] if ids else f"{options.device_prefix}-{index:03d}"
