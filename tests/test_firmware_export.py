@@ -296,3 +296,13 @@ def test_vibration_and_air_quality_firmware_compiles_with_its_task_report(tmp_pa
     main = (folder / "main.cc").read_text()
     expected = "anomaly score" if task == "vibration" else "kLogMean"
     assert expected in main
+
+
+def test_every_resolver_method_exists_in_the_tflm_api_the_stub_mirrors():
+    import re
+
+    from firmware_bridge.op_resolver import TFLM_ADD_METHODS
+
+    stub = (TFLM_STUB_DIR / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+    declared = {f"Add{name}" for name in re.findall(r"X\((\w+)\)", stub)}
+    assert set(TFLM_ADD_METHODS.values()) <= declared

@@ -17,7 +17,8 @@
   X(ResizeNearestNeighbor) X(Round) X(Rsqrt) X(SelectV2) X(Shape) X(Sin) X(Slice) X(Softmax)  \
   X(SpaceToBatchNd) X(SpaceToDepth) X(Split) X(SplitV) X(Sqrt) X(Square)                      \
   X(SquaredDifference) X(Squeeze) X(StridedSlice) X(Sub) X(Sum) X(Svdf) X(Tanh) X(Transpose)  \
-  X(TransposeConv) X(UnidirectionalSequenceLSTM) X(Unpack) X(ZerosLike)
+  X(TransposeConv) X(UnidirectionalSequenceLSTM) X(Unpack) X(ZerosLike) X(BroadcastArgs)        \
+  X(BroadcastTo) X(EmbeddingLookup) X(MirrorPad) X(ReduceMin) X(ReverseV2)
 
 namespace tflite {
 
