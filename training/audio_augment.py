@@ -31,10 +31,10 @@ class AugmentPlan:
     speed_probability: float = 0.3
     speed_range: tuple[float, float] = (0.9, 1.1)
     gain_db: tuple[float, float] = (-12.0, 6.0)
-    filter_probability: float = 0.4
-    reverb_probability: float = 0.3
-    noise_probability: float = 0.8
-    snr_db: tuple[float, float] = (0.0, 25.0)
+    filter_probability: float = 0.3
+    reverb_probability: float = 0.15
+    noise_probability: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 30.0)
     noise_floor_dbfs: tuple[float, float] = (-70.0, -45.0)  # always: no real mic is silent
     time_masks: int = 2
     time_mask_frames: int = 6
