@@ -41,7 +41,7 @@ from ops_fixtures import (
 from device_sim.fleet import Fleet, FleetOptions
 from device_sim.mqtt import topics
 from device_sim.mqtt.broker import MosquittoBroker
-from device_sim.mqtt.ha_discovery import discovery_messages
+from device_sim.mqtt.ha_discovery import discovery_messages, removal_messages
 from device_sim.mqtt.payload import encode_event, encode_prediction
 from device_sim.tasks import runtime_for
 from device_sim.tasks.air_quality import decode_outputs
@@ -135,6 +135,10 @@ def test_every_entity_has_the_fields_home_assistant_requires(bundles):
         if device_class == "enum":
             assert config["options"] and "unit_of_measurement" not in config
     assert len(unique_ids) == len(messages)
+    removals = removal_messages(messages)  # what deletes the entities again
+    assert [(m.topic, m.payload, m.retain) for m in removals] == [
+        (m.topic, b"", True) for m in messages
+    ]
     component, kws = entities["kws_keyword"]
     assert component == "event" and kws["event_types"] == ["yes", "no"]
     assert entities["vibration_alarm"][0] == "binary_sensor"

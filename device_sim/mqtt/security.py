@@ -135,17 +135,13 @@ def hash_password(password: str, *, salt: bytes | None = None, rounds: int = PBK
 
 
 def verify_password(password: str, hashed: str) -> bool:
-    """True when ``password`` matches a ``$7$`` (or mosquitto ``$6$`` salted SHA512) hash."""
+    """True when ``password`` matches a mosquitto 2.0 ``$7$`` hash (other formats: False)."""
     parts = hashed.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        return False
     try:
-        if len(parts) == 5 and parts[1] == "7":
-            rounds, salt, digest = int(parts[2]), base64.b64decode(parts[3]), parts[4]
-            computed = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, rounds)
-        elif len(parts) == 4 and parts[1] == "6":
-            salt, digest = base64.b64decode(parts[2]), parts[3]
-            computed = hashlib.sha512(password.encode() + salt).digest()
-        else:
-            return False
+        rounds, salt, digest = int(parts[2]), base64.b64decode(parts[3]), parts[4]
+        computed = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, rounds)
     except ValueError:
         return False
     return secrets.compare_digest(base64.b64encode(computed).decode(), digest)
