@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,10 @@ class ArenaMeasurement:
     step_bytes: int = STEP_BYTES
     probes: int = 0
     reason: str = ""
+    # TFLM's own split of the measured arena (RecordingMicroAllocator): the planned, reused
+    # activation buffers (head) and the persistent structures and op data (tail).
+    head_bytes: int | None = None
+    tail_bytes: int | None = None
 
     @property
     def recommended_bytes(self) -> int | None:
@@ -158,6 +163,23 @@ class _Prober:
             raise FirmwareError(f"TFLM cannot run the model: {answer[6:]}")
         return answer == "ok"
 
+    def allocations(self, arena_size: int) -> tuple[int | None, int | None]:
+        """(head, tail) bytes TFLM reports for a run with ``arena_size`` (None if unreadable)."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._start()
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._stderr.seek(0, os.SEEK_END)
+        start = self._stderr.tell()
+        self._proc.stdin.write(f"report {arena_size}\n")
+        self._proc.stdin.flush()
+        if self._proc.stdout.readline().strip() != "ok":
+            return None, None
+        self._stderr.seek(start)
+        text = self._stderr.read().decode(errors="replace")
+        head = re.search(r"Arena allocation head (\d+) bytes", text)
+        tail = re.search(r"Arena allocation tail (\d+) bytes", text)
+        return (int(head.group(1)) if head else None, int(tail.group(1)) if tail else None)
+
     def stderr_tail(self, limit: int = 600) -> str:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")[-limit:]
@@ -222,22 +244,37 @@ def measure_arena(
                 high = middle
             else:
                 low = middle
-        log.info("TFLM arena: %d bytes (+%d margin) after %d probes", high, margin, prober.probes)
+        head, tail = prober.allocations(high)
+        log.info(
+            "TFLM arena: %d bytes (activations %s + persistent %s) +%d margin, %d probes",
+            high,
+            head,
+            tail,
+            margin,
+            prober.probes,
+        )
         return ArenaMeasurement(
-            arena_bytes=high, margin_bytes=margin, step_bytes=step_bytes, probes=prober.probes
+            arena_bytes=high,
+            margin_bytes=margin,
+            step_bytes=step_bytes,
+            probes=prober.probes,
+            head_bytes=head,
+            tail_bytes=tail,
         )
     finally:
         prober.close()
 
 
 def _serve(model_path: str, seed: int) -> None:
-    """Worker loop: read arena sizes on stdin, answer ``ok``/``no``/``error <message>``."""
+    """Worker loop: read ``<size>`` or ``report <size>`` lines on stdin, answer ``ok``/``no``/
+    ``error <message>``; ``report`` also has TFLM print its allocation breakdown to stderr."""
     from tflite_micro.python.tflite_micro import runtime
 
     data = Path(model_path).read_bytes()
     rng = np.random.default_rng(seed)
     for line in sys.stdin:
-        size = int(line)
+        command, _, argument = line.strip().rpartition(" ")
+        size = int(argument)
         try:
             interpreter = runtime.Interpreter.from_bytes(data, arena_size=size)
         except RuntimeError:
@@ -261,6 +298,9 @@ def _serve(model_path: str, seed: int) -> None:
         except RuntimeError:
             print("no", flush=True)
             continue
+        if command == "report":
+            sys.stderr.flush()
+            interpreter.print_allocations()  # TFLM writes its breakdown to stderr
         print("ok", flush=True)
 
 

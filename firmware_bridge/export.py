@@ -20,7 +20,7 @@ from firmware_bridge.arena import measure_arena
 from firmware_bridge.c_array import model_array
 from firmware_bridge.c_text import c_identifier
 from firmware_bridge.errors import FirmwareError
-from firmware_bridge.flatbuffer import read_model
+from firmware_bridge.flatbuffer import ModelGraph, read_model
 from firmware_bridge.frontend_c import FrontEndC, generate_frontend
 from firmware_bridge.main_template import application
 from firmware_bridge.model_config import model_config_header
@@ -68,7 +68,11 @@ def _frontend(bundle: Bundle) -> FrontEndC | None:
 
 
 def _files(
-    bundle: Bundle, target: str, frontend: FrontEndC | None, arena_bytes: int | None, graph
+    bundle: Bundle,
+    target: str,
+    frontend: FrontEndC | None,
+    arena_bytes: int | None,
+    graph: ModelGraph,
 ) -> dict[str, str]:
     """Relative path → text of every file to write."""
     symbol = f"{c_identifier(bundle.task)}_model"
@@ -154,6 +158,8 @@ def export_firmware(bundle: Bundle, out_dir: Path, target: str = "c") -> dict[st
         "arena_bytes": arena.arena_bytes,
         "arena_margin_bytes": arena.margin_bytes,
         "arena_size_bytes": arena.recommended_bytes,
+        "arena_activation_bytes": arena.head_bytes,
+        "arena_persistent_bytes": arena.tail_bytes,
         "arena_note": arena.reason or "measured in TFLM (reference kernels) + margin",
         "frontend_ram_bytes": frontend_ram,
         "ram_bytes": ram,

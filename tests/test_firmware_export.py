@@ -155,6 +155,9 @@ def test_measured_arena_works_in_tflm_and_one_aligned_step_less_does_not(tmp_pat
     assert fits_in_arena(path, measured.arena_bytes)
     assert not fits_in_arena(path, measured.arena_bytes - measured.step_bytes)
     assert measured.margin_bytes >= 16
+    # TFLM's own breakdown adds up to the arena it was given.
+    assert measured.head_bytes + measured.tail_bytes == measured.arena_bytes
+    assert measured.head_bytes >= 10 * 8 * 8  # the largest int8 activation (conv output)
 
 
 def test_export_records_the_measured_arena_in_the_bundle(exported):

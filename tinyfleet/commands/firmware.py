@@ -24,8 +24,9 @@ def render_export(result: Mapping[str, Any]) -> str:
         f"ops: {', '.join(result['ops'])}",
         f"flash: {_kib(result['flash_bytes'])} = model {result['model_bytes']} B + front-end "
         f"tables {result['frontend_table_bytes']} B",
-        f"arena (TFLM, measured): {_kib(result['arena_bytes'])}; kArenaSize with margin: "
-        f"{_kib(result['arena_size_bytes'])}",
+        f"arena (TFLM, measured): {_kib(result['arena_bytes'])} = activations "
+        f"{result['arena_activation_bytes']} B + persistent {result['arena_persistent_bytes']} B; "
+        f"kArenaSize with margin: {_kib(result['arena_size_bytes'])}",
         f"RAM (arena + front end): {_kib(result['ram_bytes'])}",
         f"note: {result['arena_note']}",
     ]
