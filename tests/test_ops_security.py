@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -13,6 +15,7 @@ from ops_fixtures import Collector, close, connect, subscribe
 from device_sim.errors import ConfigError
 from device_sim.mqtt import security
 from device_sim.mqtt.broker import MosquittoBroker
+from tinyfleet.cli import main
 
 # paho 2.x reports 3.1.1 CONNACK codes as MQTT v5 reason codes
 NOT_AUTHORIZED = 135
@@ -156,3 +159,23 @@ def test_mqtt_v5_client_sees_refusal_reason(secure):
     broker, state_dir, _ = secure
     client, rc = connect(broker.port, ca_file=state_dir / security.CA_CERT, protocol=mqtt.MQTTv5)
     assert rc in (BAD_CREDENTIALS, NOT_AUTHORIZED)
+
+
+def test_credentials_cli_adds_lists_and_removes_users(tmp_path, capsys):
+    state = str(tmp_path / "broker")
+    assert main(["credentials", "add", "dev-7", "--state-dir", state, "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    users = security.load_users(tmp_path / "broker")
+    assert users["dev-7"]["role"] == "device"
+    assert security.verify_password(added["password"], users["dev-7"]["hash"])
+    assert Path(added["ca_file"]).is_file()  # clients can be configured before the broker runs
+    assert main(["credentials", "add", "dash", "--role", "subscriber", "--state-dir", state]) == 0
+    capsys.readouterr()
+    assert main(["credentials", "list", "--state-dir", state, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "users": {"dash": "subscriber", "dev-7": "device"}
+    }
+    assert main(["credentials", "remove", "dev-7", "--state-dir", state]) == 0
+    assert main(["credentials", "remove", "dev-7", "--state-dir", state]) == 2
+    assert "no user 'dev-7'" in capsys.readouterr().err
+    assert "user dev-7" not in (tmp_path / "broker" / security.ACL_FILE).read_text()
