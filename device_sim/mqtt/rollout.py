@@ -702,8 +702,9 @@ def publish_rollout(
             final[device] = {
                 "state": "no_answer",
                 "device": device,
-                "reason": f"no report within {timeout:g} s (offline, no rollout support, or "
-                "another device id)",
+                "reason": f"no report within {timeout:g} s: the device is offline, runs without "
+                "--model-dir, has another id, or this MQTT account may not publish rollouts "
+                "(use an operator account)",
             }
         elif report["state"] == "accepted":
             report["note"] = f"swap pending: not running the new model within {timeout:g} s"
