@@ -205,6 +205,11 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         "macs": report["macs"],
         "parameters": report["parameters"],
     }
+    totals["scope_note"] = (
+        "flash = model + front-end tables (checked against gcc's .rodata); RAM = arena + margin + "
+        "front-end buffers, window and features (checked against .bss). Not counted: TFLM's code "
+        "and kernels, the interpreter and resolver objects, stack, your application."
+    )
     if frontend is not None and frontend.streaming_window_bytes is not None:
         # Streaming frame by frame keeps one frame of samples instead of the whole window.
         streaming = frontend.buffer_bytes + frontend.streaming_window_bytes + frontend.feature_bytes

@@ -191,3 +191,34 @@ int main(void)
     expected = config.build().batch(clips)[..., 0]
     assert (frame, hop) == (480, 320)
     assert np.abs(rows - expected).max() < 5e-4
+
+
+def _section_bytes(obj: Path, prefix: str) -> int:
+    result = subprocess.run(["size", "-A", str(obj)], capture_output=True, text=True, check=True)
+    sizes = [line.split() for line in result.stdout.splitlines()]
+    return sum(int(parts[1]) for parts in sizes if parts and parts[0].startswith(prefix))
+
+
+@pytest.mark.parametrize("kind", ["mfcc", "vibration_bands", "air_quality_window"])
+def test_reported_front_end_flash_and_ram_match_what_gcc_allocates(tmp_path, kind):
+    """The table/buffer bytes `tinyfleet profile` reports are what the compiler really lays out."""
+    if kind == "mfcc":
+        config = default_config("mfcc", norm_mean=(0.0,) * 10, norm_std=(1.0,) * 10)
+    elif kind == "vibration_bands":
+        base = VibrationFeatureConfig()
+        config = base.with_normalization([0.0] * base.n_features, [1.0] * base.n_features)
+    else:
+        config = AirQualityWindowConfig(
+            inputs=("PT08.S1(CO)", "T", "hour", "weekday"),
+            transforms=("log", "linear", "hour", "weekend"),
+            mean=(6.9, 18.0, 0.0, 0.0),
+            std=(0.3, 8.0, 1.0, 1.0),
+        )
+    c = generate_frontend(config.to_dict())
+    for name, text in c.files().items():
+        (tmp_path / name).write_text(text)
+    compile_c([*C_FLAGS, "-O2", "-c", "tinyfleet_frontend.c", "-o", "fe.o"], tmp_path)
+    rodata = _section_bytes(tmp_path / "fe.o", ".rodata")
+    bss = _section_bytes(tmp_path / "fe.o", ".bss")
+    assert c.buffer_bytes <= bss <= c.buffer_bytes + 64  # + array alignment padding
+    assert abs(rodata - c.table_bytes) <= max(0.03 * c.table_bytes, 256)
