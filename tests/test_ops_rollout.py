@@ -370,5 +370,11 @@ def test_device_offline_during_rollout_applies_it_when_it_reconnects(tmp_path, m
         report = json.loads(seen.messages[-1][1])
         assert report["rollout_id"] == result.rollout_id and report["state"] == "accepted"
         close(late)
+        # a later restart with the original bundle runs the rolled-out one
+        restarted = rollout.rolled_out_bundles([old], tmp_path / "models")
+        assert [b.version for b in restarted] == ["v2"]
+        stored = rollout.current_bundle_dir(tmp_path / "models", "air_quality") / "model.tflite"
+        stored.write_bytes(stored.read_bytes()[:-1] + b"?")  # corrupted on disk: not run
+        assert [b.version for b in rollout.rolled_out_bundles([old], tmp_path / "models")] == ["v1"]
     finally:
         broker.close()

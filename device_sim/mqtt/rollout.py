@@ -151,6 +151,34 @@ def current_bundle_dir(model_dir: str | Path, task: str) -> Path | None:
     return link.resolve() if link.exists() else None
 
 
+def rolled_out_bundles(bundles: Iterable[Bundle], model_dir: str | Path) -> list[Bundle]:
+    """``bundles`` with each task replaced by its last rolled-out bundle in ``model_dir``, if any.
+
+    Why: a device restarted with its original ``--bundle`` must keep running the model it was
+    rolled out, not fall back silently. A stored bundle that no longer verifies is skipped with a
+    warning (the given bundle runs).
+    """
+    result = []
+    for bundle in bundles:
+        stored = current_bundle_dir(model_dir, bundle.task)
+        if stored is not None:
+            try:
+                rolled = load_bundle(stored)
+            except BundleError as exc:
+                log.warning("ignoring the rolled-out %s bundle in %s: %s", bundle.task, stored, exc)
+            else:
+                if rolled.task == bundle.task:
+                    log.info(
+                        "%s: running the rolled-out model %s (not %s)",
+                        bundle.task,
+                        rolled.version,
+                        bundle.version,
+                    )
+                    bundle = rolled
+        result.append(bundle)
+    return result
+
+
 def enable_rollout(device, model_dir: str | Path, *, key: bytes | None = None) -> RolloutReceiver:
     """Let a :class:`device_sim.device.Device` receive rollouts; returns the receiver.
 
