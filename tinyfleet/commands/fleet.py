@@ -170,6 +170,10 @@ def run_device(args: argparse.Namespace) -> int:
     if args.source == "file" and args.path is None:
         raise ConfigError("--source file needs --path FILE")
     bundles = [load_bundle(path) for path in args.bundle]
+    if args.model_dir is not None:  # keep running what was rolled out before a restart
+        from device_sim.mqtt.rollout import rolled_out_bundles
+
+        bundles = rolled_out_bundles(bundles, args.model_dir)
     device_id = args.device_id or socket.gethostname().split(".")[0]
     options = _fleet_options(
         args,
