@@ -316,3 +316,39 @@ def test_iter_predictions_yields_each_new_prediction_for_a_users_script(tmp_path
     producer.join(30)
     assert sorted(seen) == sorted(expected_keys(tmp_path / "s"))
     assert list(iter_predictions(broker.url, timeout=0.5)) == []  # silence ends the iteration
+
+
+def test_fleet_runs_against_a_secure_broker_with_per_device_credentials(tmp_path, bundle):
+    """TLS (the ops engineer's CA) + password per device ('{device}' in --password) + ACL."""
+    from device_sim.mqtt.client import Credentials
+    from device_sim.mqtt.security import SecurityFiles, add_credentials, secure_broker_config
+
+    state = tmp_path / "broker"
+    config = secure_broker_config(state)
+    for device in ("sec-000", "sec-001"):
+        add_credentials(state, device, "device", password=f"pw-{device}", reload=False)
+    add_credentials(state, "watch", "subscriber", password="watch-pw", reload=False)
+    ca = SecurityFiles(state.resolve()).ca_cert
+    with MosquittoBroker(state, extra_config=config) as broker:
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        collector = Collector()
+        subscriber = Subscriber(
+            url, credentials=Credentials("watch", "watch-pw", ca), on_prediction=collector
+        )
+        subscriber.start().wait_connected()
+        options = FleetOptions(
+            url,
+            [bundle],
+            devices=2,
+            device_prefix="sec",
+            credentials=Credentials("{device}", "pw-{device}", ca),
+            max_windows=5,
+            fast=True,
+            prediction_qos=1,
+            state_dir=tmp_path / "s",
+        )
+        report = run_fleet(options)
+        assert wait_for(lambda: len(collector.keys) >= 10, 10)
+        subscriber.close()
+    assert report["published"]["undelivered"] == 0
+    assert sorted(collector.keys) == sorted(expected_keys(tmp_path / "s"))
