@@ -66,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 40,
     },
     "full": {
-        "normal_recordings": 24,
+        "normal_recordings": 30,
         "normal_seconds": 60.0,
         "anomaly_recordings": 3,
         "anomaly_seconds": 8.0,

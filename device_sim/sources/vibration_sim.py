@@ -70,8 +70,8 @@ class SimulatorConfig:
     axes: int = 3
     speed_range_hz: tuple[float, float] = (15.0, 50.0)
     load_range: tuple[float, float] = (0.2, 1.0)
-    dwell_s: tuple[float, float] = (1.5, 6.0)  # how long a speed/load setting is held
-    ramp_s: tuple[float, float] = (0.5, 2.0)  # how long a change between settings takes
+    dwell_s: tuple[float, float] = (4.0, 15.0)  # how long a speed/load setting is held
+    ramp_s: tuple[float, float] = (0.5, 3.0)  # how long a change between settings takes
     resonance_hz: float = 2600.0
     resonance_damping: float = 0.03
     low_mode_hz: float = 420.0
