@@ -130,3 +130,19 @@ def test_source_errors_say_what_to_pass(tmp_path):
         open_source(bundle, "file", path=tmp_path)
     with pytest.raises(ConfigError, match="unknown kws source"):
         open_source(bundle, "radio")
+
+
+def test_sim_source_speaks_mostly_keywords_and_keeps_a_script(tmp_path):
+    pytest.importorskip("scipy")
+    from device_sim.sources import speech_synth
+
+    if not speech_synth.cached_words() and not speech_synth.available_voices():
+        pytest.skip("no synthesized corpus cached and no synthesizer installed")
+    source = open_source(_bundle(tmp_path), "sim", seed=4)
+    audio = np.concatenate([source.read(16000) for _ in range(40)])  # 40 s
+    assert audio.dtype == np.float32 and np.max(np.abs(audio)) <= 1.0
+    words = [word for _, word in source.script]
+    assert len(words) >= 10
+    assert sum(word in LABELS[:10] for word in words) / len(words) > 0.4
+    starts = [start for start, _ in source.script]
+    assert starts == sorted(starts) and starts[0] > 0

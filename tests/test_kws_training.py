@@ -75,3 +75,25 @@ def test_the_bundle_runs_on_the_device_side_over_a_stream_of_real_clips(tiny_bun
     assert {r.fields["label"] for r in results} <= set(bundle.head["labels"])
     events = [r.event for r in results if r.event]
     assert len(events) <= len(clips), "at most one event per spoken word"
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tf
+def test_evaluate_prints_the_documented_keys_and_writes_a_confusion_png(tiny_bundle, tmp_path):
+    from training import kws
+
+    folder = tmp_path / "someone_elses_clips"
+    for word in ("yes", "no", "marvin"):
+        (folder / word).mkdir(parents=True)
+        for clip in sorted((DEV / ("_unknown_" if word == "marvin" else word)).glob("*.wav"))[:3]:
+            (folder / word / clip.name).symlink_to(clip)
+    (folder / "_background_noise_").symlink_to(DEV / "_background_noise_")
+    bundle = load_bundle(tiny_bundle.directory)
+    result = kws.evaluate(bundle, folder, TrainOptions(seed=1))
+    assert list(result)[:4] == ["accuracy", "per_class", "n", "confusion"]
+    assert result["n"] == 9 + 1  # every clip, plus silence cut from the background recordings
+    confusion = np.array(result["confusion"])
+    assert confusion.shape == (12, 12) and confusion.sum() == result["n"]
+    assert confusion[bundle.head["labels"].index("_unknown_")].sum() == 3  # marvin → unknown
+    png = Path(result["plot"])
+    assert png.parent == bundle.directory and png.read_bytes()[:4] == b"\x89PNG"
