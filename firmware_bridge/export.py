@@ -138,9 +138,7 @@ def export_firmware(bundle: Bundle, out_dir: Path, target: str = "c") -> dict[st
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     table_bytes = frontend.table_bytes if frontend else 0
-    frontend_ram = (
-        frontend.buffer_bytes + frontend.window_bytes + frontend.feature_bytes if frontend else None
-    )
+    frontend_ram = frontend.ram_bytes if frontend else None
     ram = (
         arena.recommended_bytes + frontend_ram
         if arena.recommended_bytes is not None and frontend_ram is not None

@@ -3,8 +3,10 @@
 One template serves ``main.cc`` (``int main`` with a loop) and the Arduino sketch (``setup``/
 ``loop``). Reading the sensor is board-specific, so it is one hook, ``tinyfleet_read_window``, with a
 weak default that returns silence/rest (zeros) so the program links and runs before a driver exists;
-replace it with your I2S/ADC/I2C driver. The result is printed with ``MicroPrintf``: the top label
-and its score for classifiers, the anomaly score against the threshold for autoencoders
+replace it with your I2S/ADC/I2C driver. Audio streams: ``tinyfleet_read_samples`` delivers one
+front-end hop at a time and ``tinyfleet_frontend_push`` keeps only a frame's tail, so the 1 s window
+never sits in RAM; the model runs at the task runtime's cadence. The result is printed with
+``MicroPrintf``: the top label and its score for classifiers, the anomaly score against the threshold for autoencoders
 (reconstruction error scaled like the task runtime; the k-of-n alarm debouncing stays in the
 runtime), the decoded concentrations with units for air quality, raw outputs otherwise.
 """
@@ -30,21 +32,37 @@ _BODY = """\
 #include "tensorflow/lite/schema/schema_generated.h"
 #include "tinyfleet_frontend.h"
 
+#ifdef TINYFLEET_FE_STREAMING
+// Your audio driver: fill `samples` with the next `count` mono samples in [-1, 1] (blocking
+// until they are there) and return 0. The weak default returns silence.
+extern "C" int tinyfleet_read_samples(float* samples, int count) __attribute__((weak));
+extern "C" int tinyfleet_read_samples(float* samples, int count) {{
+  for (int i = 0; i < count; ++i) samples[i] = 0.0f;
+  return 0;
+}}
+// Infer every {infer_hops} hops of {hop_ms:g} ms (the task runtime infers every {runtime_ms:g} ms).
+#define TINYFLEET_INFER_EVERY_HOPS {infer_hops}
+#else
 // Your sensor driver: fill `window` (TINYFLEET_FE_WINDOW_SAMPLES x TINYFLEET_FE_CHANNELS floats,
-// sample-major; audio in [-1, 1], acceleration in g, sensor rows in the bundle's units) and
-// return 0, or non-zero when no new window is ready. The weak default returns zeros.
+// sample-major; acceleration in g, sensor rows in the bundle's units) and return 0, or non-zero
+// when no new window is ready. The weak default returns zeros.
 extern "C" int tinyfleet_read_window(float* window) __attribute__((weak));
 extern "C" int tinyfleet_read_window(float* window) {{
   for (size_t i = 0; i < TINYFLEET_FE_WINDOW_SAMPLES * TINYFLEET_FE_CHANNELS; ++i) window[i] = 0.0f;
   return 0;
 }}
+#endif
 
 static_assert(TINYFLEET_FE_FEATURES == TINYFLEET_INPUT_ELEMENTS,
               "the front end and the model disagree on the feature count: re-export the bundle");
 
 namespace {{
 alignas(16) uint8_t tensor_arena[kArenaSize];
+#ifdef TINYFLEET_FE_STREAMING
+float hop_samples[TINYFLEET_FE_HOP_SAMPLES];  // streaming: only the newest hop is buffered here
+#else
 float raw_window[TINYFLEET_FE_WINDOW_SAMPLES * TINYFLEET_FE_CHANNELS];
+#endif
 float features[TINYFLEET_FE_FEATURES];
 TinyfleetOpResolver op_resolver;
 tflite::MicroInterpreter* interpreter = nullptr;
@@ -92,11 +110,23 @@ int tinyfleet_setup() {{
 
 // One window: read, features, invoke, report. Returns 0 on success.
 int tinyfleet_loop() {{
+#ifdef TINYFLEET_FE_STREAMING
+  static int hops_since_inference = 0;
+  if (tinyfleet_read_samples(hop_samples, TINYFLEET_FE_HOP_SAMPLES) != 0) return 1;
+  const int status = tinyfleet_frontend_push(hop_samples, features);
+  if (status == 1) {{
+    MicroPrintf("NaN/Inf audio sample: waiting for a clean window");
+    return 1;
+  }}
+  if (status == 2 || ++hops_since_inference < TINYFLEET_INFER_EVERY_HOPS) return 0;
+  hops_since_inference = 0;
+#else
   if (tinyfleet_read_window(raw_window) != 0) return 1;
   if (tinyfleet_frontend(raw_window, features) != 0) {{
     MicroPrintf("window refused by the front end (clipped, flat or missing samples)");
     return 1;
   }}
+#endif
   TfLiteTensor* input = interpreter->input(0);
   for (int i = 0; i < TINYFLEET_FE_FEATURES; ++i) input->data.int8[i] = QuantizeInput(features[i]);
   if (interpreter->Invoke() != kTfLiteOk) {{
@@ -203,10 +233,30 @@ def _report(bundle: Bundle) -> str:
     return _REPORT_VALUES
 
 
+def _inference_cadence(bundle: Bundle) -> tuple[float, float, int]:
+    """(front-end hop ms, the KWS runtime's inference period ms, hops between inferences).
+
+    Only streaming (audio) front ends use it; the runtime's period is ``extra.detection.hop_ms``
+    (250 ms by default), rounded down to whole front-end hops.
+    """
+    config = bundle.feature_config
+    hop_ms = float(config.get("hop_ms", 20.0))
+    detection = bundle.extra.get("detection") if isinstance(bundle.extra, dict) else None
+    runtime_ms = float((detection or {}).get("hop_ms", 250.0))
+    return hop_ms, runtime_ms, max(1, int(runtime_ms // hop_ms))
+
+
 def application(bundle: Bundle, *, sketch: bool = False) -> str:
     """``main.cc`` text, or the Arduino sketch text with ``sketch=True``."""
+    hop_ms, runtime_ms, infer_hops = _inference_cadence(bundle)
     body = _BODY.format(
-        task=bundle.task, name=bundle.name, version=bundle.version, report=_report(bundle)
+        task=bundle.task,
+        name=bundle.name,
+        version=bundle.version,
+        report=_report(bundle),
+        hop_ms=hop_ms,
+        runtime_ms=runtime_ms,
+        infer_hops=infer_hops,
     )
     if sketch:
         body = body.replace("#include <stddef.h>", "#include <Arduino.h>\n#include <stddef.h>", 1)

@@ -186,9 +186,7 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         report["frontend_note"] = str(exc)
     arena = bundle.sizes.get("arena_bytes")
     margin = bundle.sizes.get("arena_margin_bytes") or 0
-    frontend_ram = (
-        frontend.buffer_bytes + frontend.window_bytes + frontend.feature_bytes if frontend else None
-    )
+    frontend_ram = frontend.ram_bytes if frontend else None
     arena_total = int(math.ceil((arena + margin) / 16) * 16) if arena is not None else None
     totals = {
         "flash_bytes": graph.size_bytes + (frontend.table_bytes if frontend else 0),
@@ -200,7 +198,9 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         "arena_bytes": arena,
         "arena_margin_bytes": margin if arena is not None else None,
         "frontend_buffer_bytes": frontend.buffer_bytes if frontend else None,
-        "frontend_window_bytes": frontend.window_bytes if frontend else None,
+        "frontend_window_bytes": (
+            frontend.streaming_window_bytes or frontend.window_bytes if frontend else None
+        ),
         "frontend_feature_bytes": frontend.feature_bytes if frontend else None,
         "macs": report["macs"],
         "parameters": report["parameters"],
@@ -211,10 +211,10 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         "and kernels, the interpreter and resolver objects, stack, your application."
     )
     if frontend is not None and frontend.streaming_window_bytes is not None:
-        # Streaming frame by frame keeps one frame of samples instead of the whole window.
-        streaming = frontend.buffer_bytes + frontend.streaming_window_bytes + frontend.feature_bytes
-        totals["frontend_streaming_ram_bytes"] = streaming
-        totals["ram_bytes_streaming"] = arena_total + streaming if arena_total is not None else None
+        # main.cc streams audio; a caller of tinyfleet_frontend() on whole windows needs more.
+        whole = frontend.whole_window_ram_bytes
+        totals["frontend_whole_window_ram_bytes"] = whole
+        totals["ram_bytes_whole_window"] = arena_total + whole if arena_total is not None else None
     if arena is None:
         totals["arena_note"] = (
             "arena not measured: run `tinyfleet export` on a host with tflite-micro (x86_64)"

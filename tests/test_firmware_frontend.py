@@ -147,50 +147,54 @@ def test_c_air_quality_front_end_matches_python_on_simulated_station(tmp_path):
     assert error.max() < 1e-5, f"max |C - Python| = {error.max():.2e}"
 
 
-def test_c_audio_streaming_rows_equal_the_python_features_frame_by_frame(tmp_path):
-    """The per-frame entry point (what a RAM-frugal device streams with) gives the same rows."""
+def test_c_audio_streaming_push_gives_the_python_features_of_the_last_window(tmp_path):
+    """What main.cc does on a device: push 20 ms hops, never hold the 1 s window."""
     config = default_config("mfcc")
     clips = _speech_clips(3)
     config = with_normalization(config, config.build().batch(clips))
+    frontend = config.build()
     c = generate_frontend(config.to_dict())
     for name, text in c.files().items():
         (tmp_path / name).write_text(text)
-    frames, coeffs, frame, hop = (
-        config.n_frames,
-        config.n_coefficients(),
-        config.frame_samples,
-        config.hop_samples,
-    )
+    stream = clips.reshape(-1).astype(np.float32)  # 3 s of speech, back to back
+    hop, features = config.hop_samples, c.features
     (tmp_path / "stream.c").write_text(
         f"""\
 #include <stdio.h>
 #include "tinyfleet_frontend.h"
-static float clip[{config.window_samples}];
-static float last[TINYFLEET_FE_FRAME_SAMPLES];
-static float row[TINYFLEET_FE_ROW_FEATURES];
+static float hop[TINYFLEET_FE_HOP_SAMPLES];
+static float features[{features}];
 int main(void)
 {{
-    int f, t;
-    while (fread(clip, sizeof(float), {config.window_samples}, stdin) == {config.window_samples}) {{
-        for (f = 0; f < {frames}; ++f) {{
-            for (t = 0; t < TINYFLEET_FE_FRAME_SAMPLES; ++t) last[t] = clip[f * TINYFLEET_FE_HOP_SAMPLES + t];
-            if (tinyfleet_frontend_frame(last, row) != 0) return 1;
-            fwrite(row, sizeof(float), TINYFLEET_FE_ROW_FEATURES, stdout);
+    long pushed = 0;
+    while (fread(hop, sizeof(float), TINYFLEET_FE_HOP_SAMPLES, stdin) == TINYFLEET_FE_HOP_SAMPLES) {{
+        int status = tinyfleet_frontend_push(hop, features);
+        pushed += TINYFLEET_FE_HOP_SAMPLES;
+        if (status == 1) return 1;
+        if (status == 0) {{
+            fwrite(&pushed, sizeof(long), 1, stdout);
+            fwrite(features, sizeof(float), {features}, stdout);
         }}
     }}
     return 0;
 }}
 """
     )
-    compile_c([*C_FLAGS, "stream.c", "tinyfleet_frontend.c", "-lm", "-o", "stream"], tmp_path)
-    result = subprocess.run(
-        ["./stream"], cwd=tmp_path, input=clips.astype(np.float32).tobytes(), capture_output=True
+    compile_c(
+        [*C_FLAGS, "-O2", "stream.c", "tinyfleet_frontend.c", "-lm", "-o", "stream"], tmp_path
     )
+    result = subprocess.run(["./stream"], cwd=tmp_path, input=stream.tobytes(), capture_output=True)
     assert result.returncode == 0
-    rows = np.frombuffer(result.stdout, dtype=np.float32).reshape(len(clips), frames, coeffs)
-    expected = config.build().batch(clips)[..., 0]
-    assert (frame, hop) == (480, 320)
-    assert np.abs(rows - expected).max() < 5e-4
+    record = 8 + 4 * features
+    raw = np.frombuffer(result.stdout, dtype=np.uint8).reshape(-1, record)
+    ends = raw[:, :8].copy().view(np.int64)[:, 0]
+    rows = raw[:, 8:].copy().view(np.float32)
+    window = config.window_samples
+    # The first answer comes once a whole window has been pushed, then one per hop.
+    assert ends[0] == -(-window // hop) * hop and np.all(np.diff(ends) == hop)
+    for end, got in list(zip(ends, rows, strict=True))[::10]:
+        expected = frontend(stream[end - window : end]).reshape(-1)
+        assert np.abs(got - expected).max() < 5e-4, f"window ending at sample {end}"
 
 
 def _section_bytes(obj: Path, prefix: str) -> int:

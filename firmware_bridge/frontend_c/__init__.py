@@ -41,8 +41,8 @@ class FrontEndC:
 
     ``table_bytes``: constant tables (flash). ``buffer_bytes``: static working buffers (RAM), not
     counting the caller's raw window and feature arrays, which ``window_bytes``/``feature_bytes``
-    give (float32). ``streaming_window_bytes`` is set when the port can stream frame by frame
-    (audio: ``tinyfleet_frontend_frame``), the raw samples a device then keeps.
+    give (float32). ``streaming_window_bytes`` is set when the port streams (audio:
+    ``tinyfleet_frontend_push``): the raw samples the caller then buffers, one hop.
     """
 
     kind: str
@@ -53,7 +53,7 @@ class FrontEndC:
     features: int
     table_bytes: int
     buffer_bytes: int
-    streaming_window_bytes: int | None = None  # audio: one frame instead of the whole window
+    streaming_window_bytes: int | None = None  # audio: one hop instead of the whole window
 
     @property
     def window_bytes(self) -> int:
@@ -62,6 +62,18 @@ class FrontEndC:
     @property
     def feature_bytes(self) -> int:
         return 4 * self.features
+
+    @property
+    def ram_bytes(self) -> int:
+        """RAM the generated ``main.cc`` needs for the front end: static buffers, the raw samples
+        it holds (one hop when streaming, else the whole window) and the feature vector."""
+        raw = self.streaming_window_bytes if self.streaming_window_bytes is not None else None
+        return self.buffer_bytes + (self.window_bytes if raw is None else raw) + self.feature_bytes
+
+    @property
+    def whole_window_ram_bytes(self) -> int:
+        """The same with ``tinyfleet_frontend()`` on a whole float32 window."""
+        return self.buffer_bytes + self.window_bytes + self.feature_bytes
 
     def files(self) -> dict[str, str]:
         return {HEADER_NAME: self.header, SOURCE_NAME: self.source}
