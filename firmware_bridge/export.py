@@ -53,7 +53,8 @@ Build with your TFLM tree (tensorflow/tflite-micro), e.g.:
     arm-none-eabi-g++ -std=c++17 -O2 -I<tflite-micro> -I<tflite-micro>/third_party/flatbuffers/include \\
         -c main.cc
 
-Implement `tinyfleet_read_window()` with your sensor driver (see main.cc). The arena size
+Implement the sensor hook with your driver: `tinyfleet_read_samples()` for audio (streamed one
+hop at a time), `tinyfleet_read_window()` otherwise (see main.cc). The arena size
 (`TINYFLEET_ARENA_BYTES`) was measured in TFLM plus a margin for optimized kernels' scratch
 buffers; `MicroInterpreter::arena_used_bytes()` prints what the device really uses.
 """
