@@ -6,7 +6,7 @@
   installed synthesizers (cached), at random loudness, over low background noise. ``script`` lists
   what was said when (sample offset, word), so detections can be checked against the truth.
 * ``stdin``: raw signed 16-bit little-endian mono PCM at the bundle's rate, e.g.
-  ``arecord -f S16_LE -r 16000 -c 1 | tinyfleet device --task kws --source stdin``.
+  ``arecord -f S16_LE -r 16000 -c 1 | tinyfleet device --bundle artifacts/kws --source stdin``.
 * ``mic``: the same, read from ``arecord`` (ALSA) started by the source.
 
 ``realtime=True`` paces ``read`` to the sample rate (``file``/``sim`` then behave like a microphone).
@@ -199,7 +199,7 @@ def _mic_source(sample_rate: int) -> PcmStreamSource:
     if not shutil.which("arecord"):
         raise ConfigError(
             "--source mic needs ALSA's arecord (`sudo apt-get install alsa-utils`); or pipe audio "
-            "in: `arecord -f S16_LE -r 16000 -c 1 | tinyfleet device --task kws --source stdin`"
+            "in: `arecord -f S16_LE -r 16000 -c 1 | tinyfleet device --bundle artifacts/kws --source stdin`"
         )
     command = ["arecord", "-q", "-t", "raw", "-f", "S16_LE", "-r", str(sample_rate), "-c", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
