@@ -101,7 +101,7 @@ class DeviceStats:
     last_receipt: float = 0.0
     last_label: Any = None
     last_task: str = ""
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))  # recent
     trackers: dict[str, SeqTracker] = field(default_factory=dict)
 
     @property
