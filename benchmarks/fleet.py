@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def _subscribe(url: str, ready, results, idle_s: float, max_s: float, keep: bool
         url, client_id="bench-sub", on_prediction=on_prediction, keep_latencies=keep
     )
     subscriber.wait_connected()
+    cpu0 = time.process_time()  # after imports and connecting
     ready.set()
     started = time.monotonic()
     while time.monotonic() - started < max_s:
@@ -75,6 +77,7 @@ def _subscribe(url: str, ready, results, idle_s: float, max_s: float, keep: bool
     latencies = subscriber.all_latencies_ms or []
     results.put(
         {
+            "cpu_seconds": time.process_time() - cpu0,
             "unique": subscriber.unique,
             "messages": subscriber.received,
             "duplicates": subscriber.duplicates,
@@ -149,6 +152,29 @@ class ReplayFactory:
         return ReplaySource(rows, source.sample_rate)
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """user + system CPU time of a process (Linux /proc), e.g. mosquitto's."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def cpu_budget(fleet_s: float, broker_s: float, subscriber_s: float, messages: int) -> dict:
+    """CPU ms per prediction by component, and what 2 otherwise idle cores could carry."""
+    total = fleet_s + broker_s + subscriber_s
+    return {
+        "cpu_ms_per_prediction": {
+            "devices": round(1000 * fleet_s / messages, 4),
+            "mosquitto": round(1000 * broker_s / messages, 4),
+            "subscriber": round(1000 * subscriber_s / messages, 4),
+        },
+        # an estimate, not a measurement: 2 cores / total CPU per prediction
+        "cpu_bound_capacity_on_2_idle_cores_per_s": round(2 * messages / total, 0),
+    }
+
+
 def _fleet(url: str, bundles, state: Path, **kwargs) -> tuple[dict[str, Any], float]:
     processes = kwargs.pop("processes", 1)
     replay = kwargs.pop("replay", True)
@@ -161,6 +187,7 @@ def _fleet(url: str, bundles, state: Path, **kwargs) -> tuple[dict[str, Any], fl
 def bench_throughput(args, bundles) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
         subscriber = SubscriberProcess(broker.url)
+        broker_cpu = process_cpu_seconds(broker.pid)
         report, started = _fleet(
             broker.url,
             bundles,
@@ -172,9 +199,11 @@ def bench_throughput(args, bundles) -> dict[str, Any]:
             processes=args.processes,
         )
         received = subscriber.result()
+        broker_cpu = process_cpu_seconds(broker.pid) - broker_cpu
     published = report["published"]["predictions"]
     span = (received["last_receipt"] or started) - (received["first_receipt"] or started)
     return {
+        **cpu_budget(report["cpu_seconds"], broker_cpu, received["cpu_seconds"], published),
         "bundles": [b.name for b in bundles],
         "devices": args.fast_devices,
         "processes": args.processes,
@@ -209,6 +238,7 @@ def _transport_worker(url: str, devices: int, seconds: float, state: str, queue)
     fields = {"anomaly_score": 0.123, "threshold": 1.0, "anomaly": False, "alarm": False}
     model = {"name": "m", "version": "v", "sha256": "0" * 64}
     deadline = time.monotonic() + seconds
+    cpu0 = time.process_time()  # after imports and connecting
     count = 0
     while time.monotonic() < deadline:
         for publisher in publishers:
@@ -231,24 +261,27 @@ def _transport_worker(url: str, devices: int, seconds: float, state: str, queue)
         loop.run_once(0)
     while sum(len(p.spool) for p in publishers) and time.monotonic() < deadline + 30:
         loop.run_once(0.01)
-    queue.put(count)
+    queue.put((count, time.process_time() - cpu0))
 
 
 def bench_transport(args, bundles) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
         subscriber = SubscriberProcess(broker.url)
+        broker_cpu = process_cpu_seconds(broker.pid)
         queue = context.Queue()
         started = time.time()
         worker = context.Process(
             target=_transport_worker, args=(broker.url, 10, args.seconds, tmp, queue)
         )
         worker.start()
-        published = queue.get(timeout=args.seconds + 120)
+        published, worker_cpu = queue.get(timeout=args.seconds + 120)
         worker.join(10)
         received = subscriber.result()
+        broker_cpu = process_cpu_seconds(broker.pid) - broker_cpu
     span = received["last_receipt"] - (received["first_receipt"] or started)
     return {
+        **cpu_budget(worker_cpu, broker_cpu, received["cpu_seconds"], published),
         "published": published,
         "received_unique": received["unique"],
         "lost": published - received["unique"],
