@@ -219,10 +219,15 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         totals["arena_note"] = (
             "arena not measured: run `tinyfleet export` on a host with tflite-micro (x86_64)"
         )
+    int8_sparsity = bundle.sparsity.get("int8_weights") or {}
     return {
         "bundle": str(bundle.directory),
         "task": bundle.task,
         "model": bundle.identity(),
         "totals": totals,
+        # What the quantize stage measured (quantize/report.py), repeated here for one-stop reading.
+        "quantization": bundle.metrics.get("quantization"),
+        "int8_weight_sparsity": int8_sparsity.get("overall"),
+        "tflite_gzip_bytes": bundle.sizes.get("tflite_gzip_bytes"),
         **report,
     }

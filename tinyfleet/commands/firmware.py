@@ -42,7 +42,20 @@ def render_profile(result: Mapping[str, Any]) -> str:
             f"{row['activation_bytes']:>8}  {row['output_shape']}"
         )
     totals = result["totals"]
-    lines += ["", "totals:", render_mapping(totals, 1), "", "latency estimates (ms):"]
+    lines += ["", "totals:", render_mapping(totals, 1)]
+    quantization = result.get("quantization")
+    if quantization:
+
+        def fmt(value: Any) -> str:
+            return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+        lines.append(
+            f"int8 vs float: {quantization['metric']} {fmt(quantization['float'])} → "
+            f"{fmt(quantization['int8'])} (loss {fmt(quantization['loss'])}, within tolerance "
+            f"{quantization['within_tolerance']}, {quantization.get('method', 'ptq')}); int8 "
+            f"weight sparsity {result['int8_weight_sparsity']}, gzip {result['tflite_gzip_bytes']} B"
+        )
+    lines += ["", "latency estimates (ms):"]
     for estimate in result["latency"]:
         lines.append(
             f"  {estimate['target']:<22} reference {estimate['reference_ms']:>9.2f}   "
