@@ -48,7 +48,10 @@ def test_tune_scores_trials_as_int8_with_measured_sizes_and_resumes_the_study(tm
         assert record["macs"] > 0 and bundle.sizes["arena_bytes"] == record["arena_measured_bytes"]
         assert 0 < record["arena_measured_bytes"] <= record["arena_bytes"] < 64 * 1024
         assert record["feasible"] == budget.fits(record)
-        assert record["knobs"]["epochs"] == 2 and record["knobs"]["width"] in (8, 12)
+        assert record["knobs"]["epochs"] == 2  # pinned knobs apply to every trial
+    defaults, sampled = stored["all_trials"]
+    assert defaults["preset_defaults"] and "width" not in defaults["knobs"]  # preset's width
+    assert not sampled["preset_defaults"] and sampled["knobs"]["width"] in (8, 12)
     study = optuna.load_study(study_name=first["study"], storage=first["storage"])
     for trial, record in zip(study.trials, stored["all_trials"], strict=True):
         assert trial.constraints["flash_over_bytes"] == record["flash_bytes"] - budget.flash_bytes

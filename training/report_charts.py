@@ -58,8 +58,10 @@ def pareto_chart(
                 lw=1,
                 label="Pareto front",
             )
-            for r in front:
-                ax.annotate(f"#{r['trial']}", (r["flash_bytes"] / 1024, r[metric]), fontsize=7)
+        for r in records:
+            if r is not None and (r in front or r.get("preset_defaults")):
+                label = f"#{r['trial']}" + (" preset defaults" if r.get("preset_defaults") else "")
+                ax.annotate(label, (r["flash_bytes"] / 1024, r[metric]), fontsize=7)
     ax.axvline(budget.flash_bytes / 1024, color="grey", ls="--", label="flash budget")
     ax.set_xlabel("flash (KB): int8 model + front-end tables")
     better = "higher" if direction == "maximize" else "lower"

@@ -6,8 +6,9 @@ so the front it reports is what a device gets, not a float-model estimate. Two o
 headline metric and flash bytes; the arena (and optionally MACs) are Optuna constraints, and a trial
 over any budget is infeasible (it still informs the sampler).
 
-The study lives in SQLite (default ``OUT/study.db``): rerunning the same command adds ``--trials``
-more trials to it. A trial killed mid-way is marked failed by Optuna's heartbeat on the next run.
+The first trial of a new study trains the preset's own knobs (``preset_defaults`` in the records),
+so the front always shows whether tuning beat the defaults. The study lives in SQLite (default
+``OUT/study.db``): rerunning the same command adds ``--trials`` more trials to it. A trial killed mid-way is marked failed by Optuna's heartbeat on the next run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ PARETO_PNG = "pareto.png"
 BEST_DIR = "best"
 TRIALS_DIR = "trials"
 STUDY_FILE = "study.db"
+PRESET_DEFAULTS = "preset_defaults"  # user attr of the first trial: the preset's own knobs
 CONSTRAINT_NAMES = ("flash_over_bytes", "arena_over_bytes", "macs_over")
 DISTILL_SPACE = {"distill_temperature": (1.0, 8.0), "distill_weight": (0.0, 1.0)}
 
@@ -138,7 +140,12 @@ class _TrialRunner:
         from training.distill import teacher_from_options
         from training.keras_env import keras
 
-        values = {knob.name: knob.suggest(trial) for knob in self.knobs}
+        if trial.user_attrs.get(PRESET_DEFAULTS):
+            # the preset as shipped (only pinned --knob values applied): the front then shows
+            # whether tuning beat the defaults, and never reports a front below them
+            values = {k.name: k.choices[0] for k in self.knobs if k.choices and len(k.choices) == 1}
+        else:
+            values = {knob.name: knob.suggest(trial) for knob in self.knobs}
         options = dataclasses.replace(
             self.request.options, hyperparameters=tuple(sorted(values.items()))
         )
@@ -262,6 +269,8 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     direction = _probe_direction(request)
     study = open_study(request, direction)
     before = len(study.trials)
+    if before == 0 and request.trials > 0:
+        study.enqueue_trial({}, user_attrs={PRESET_DEFAULTS: True})
     study.optimize(
         _TrialRunner(request, knobs, direction),
         n_trials=request.trials,
@@ -287,6 +296,7 @@ def trial_records(study: Any, budget: Budget) -> list[dict[str, Any]]:
             {
                 "trial": trial.number,
                 "knobs": trial.user_attrs.get("knobs", trial.params),
+                "preset_defaults": bool(trial.user_attrs.get(PRESET_DEFAULTS)),
                 "metric": metric,
                 metric: trial.values[0],
                 "int8": trial.user_attrs.get("int8_metrics", {}),
