@@ -8,16 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from device_sim.bundle import load_bundle
-from device_sim.errors import ConfigError
-from device_sim.interpreter import Int8Model
-from firmware_bridge import arena as arena_module
-from firmware_bridge.arena import fits_in_arena, measure_arena
-from firmware_bridge.c_array import model_array
-from firmware_bridge.export import export_firmware
-from firmware_bridge.flatbuffer import read_model
-from tests.firmware_fixtures import (
+from firmware_fixtures import (
     C_FLAGS,
     CXX_FLAGS,
     TFLM_STUB_DIR,
@@ -27,6 +18,15 @@ from tests.firmware_fixtures import (
     tiny_conv_model,
     tiny_dense_model,
 )
+
+from device_sim.bundle import load_bundle
+from device_sim.errors import ConfigError
+from device_sim.interpreter import Int8Model
+from firmware_bridge import arena as arena_module
+from firmware_bridge.arena import fits_in_arena, measure_arena
+from firmware_bridge.c_array import model_array
+from firmware_bridge.export import export_firmware
+from firmware_bridge.flatbuffer import read_model
 
 pytestmark = pytest.mark.needs_tf
 

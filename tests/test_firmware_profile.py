@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from firmware_fixtures import kws_bundle, tiny_conv_model
 
 from device_sim.bundle import load_bundle
 from firmware_bridge.flatbuffer import read_model
 from firmware_bridge.profile import TARGETS, latency_estimates, profile_graph
-from tests.firmware_fixtures import kws_bundle, tiny_conv_model
 from tinyfleet.cli import main
 
 pytestmark = pytest.mark.needs_tf
