@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+from air_quality_fixtures import UCI_HEADER, model_less_bundle, write_small_uci
 
 from device_sim.errors import DataError
 from device_sim.features.air_quality import AirQualityWindowConfig
@@ -14,7 +15,6 @@ from device_sim.sources import open_source
 from device_sim.sources.air_quality import open_source as open_air_source
 from device_sim.sources.air_quality_sim import AirQualitySimulator, simulate
 from device_sim.sources.uci_air_csv import load_csv, write_uci_csv
-from tests.air_quality_fixtures import UCI_HEADER, model_less_bundle, write_small_uci
 
 
 def epoch(text: str) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from air_quality_fixtures import model_less_bundle
 
 from device_sim.errors import BundleError
 from device_sim.features import frontend_from_dict
 from device_sim.features.air_quality import AirQualityWindowConfig
 from device_sim.tasks import runtime_for
 from device_sim.tasks.air_quality import DEFAULT_BANDS, band_indices, decode_outputs
-from tests.air_quality_fixtures import model_less_bundle
 
 INPUTS = ("PT08.S1(CO)", "T", "hour", "weekday")
 TRANSFORMS = ("log", "linear", "hour", "weekend")
