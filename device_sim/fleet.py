@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # (bundle, device index, seed) → a source; tests and `tinyfleet device --source file` plug in here.
 SourceFactory = Callable[[Bundle, int, int], Source]
+SLOW_WINDOW_S = 60.0  # real-time windows further apart than this are worth a warning
 
 
 @dataclass
@@ -207,16 +208,31 @@ class Fleet:
                 heap.append((slot.due, counter, slot))
                 counter += 1
         heapq.heapify(heap)
+        if not self.options.rate_hz:
+            slow = {
+                slot.task: slot.interval for _, _, slot in heap if slot.interval > SLOW_WINDOW_S
+            }
+            for task, interval in slow.items():
+                log.warning(
+                    "%s: in real time a window is due every %.0f s (the sensor's pace); pass "
+                    "--rate HZ to simulate faster",
+                    task,
+                    interval,
+                )
         return heap
 
     def _wait_connected(self, timeout: float | None = None) -> None:
         """Connect the whole fleet before the clock starts (allowing ~50 devices/s at worst)."""
         if timeout is None:
             timeout = 10.0 + len(self.devices) / 50
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline and not self.stop_event.is_set():
-            if all(d.publisher.connected for d in self.devices):
+            connected = sum(d.publisher.connected for d in self.devices)
+            if connected == len(self.devices):
                 return
+            if connected == 0 and time.monotonic() - started > 3.0:
+                break  # the broker is down: measure anyway, the outboxes keep everything
             self.loop.run_once(0.05)
         missing = [d.device_id for d in self.devices if not d.publisher.connected]
         if missing:

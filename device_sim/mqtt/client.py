@@ -314,7 +314,10 @@ class Connection:
                 )
             else:
                 self.client.reconnect()
-        except (OSError, ssl.SSLError, BrokerError) as exc:
+        except BrokerError as exc:
+            self._schedule_retry(str(exc))
+            return
+        except (OSError, ssl.SSLError) as exc:
             self._schedule_retry(f"cannot reach the MQTT broker at {self.address.url} ({exc})")
             return
         # CONNECT sent; if no CONNACK comes, loop_misc's keepalive check drops the socket.
