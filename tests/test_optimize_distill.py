@@ -111,17 +111,55 @@ def test_fit_pruned_trains_a_student_from_a_teacher_with_sparse_labels_and_valid
     assert accuracy > 0.8, accuracy
 
 
-def test_regression_targets_blend_teacher_outputs_with_the_truth(tmp_path):
+def test_regression_student_matches_teacher_outputs_without_mixing_target_units(tmp_path):
     from training.distill import Teacher, distillation_targets
     from training.keras_env import keras
 
-    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
-    teacher = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(4)])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4)).astype(np.float32)
+    y = 1000.0 * x[:, :2]  # targets in other units than the outputs (decoded inside the loss)
+    teacher = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
+    teacher.save(tmp_path / "t.keras")
+    t = teacher.predict(x, verbose=0)
+    y_pred = rng.normal(size=(50, 2)).astype(np.float32)
+
+    def decoded_mae(y_true, y_pred):  # a custom task loss, like air quality's masked MAE
+        return keras.backend.mean(keras.backend.abs(y_true / 1000.0 - y_pred), axis=-1)
+
+    for weight in (0.0, 0.3, 1.0):
+        out = distillation_targets(
+            Teacher(tmp_path / "t.keras", weight=weight), x, y, decoded_mae, (x[:10], y[:10])
+        )
+        assert out.y.shape == (50, 4) and out.validation[1].shape == (10, 4)
+        np.testing.assert_array_equal(out.y[:, :2], y)  # the truth is kept, not blended
+        expected = (1 - weight) * np.mean(np.abs(y / 1000.0 - y_pred), axis=-1) + weight * np.mean(
+            (y_pred - t) ** 2, axis=-1
+        )
+        np.testing.assert_allclose(out.loss(out.y, y_pred).numpy(), expected, rtol=1e-5)
+
+
+def test_fit_pruned_distils_an_autoencoder_with_metrics_on_the_true_targets(tmp_path):
+    from training.fit import FitPlan, fit_pruned
+    from training.keras_env import keras
+
+    x = np.random.default_rng(0).normal(size=(128, 6)).astype(np.float32)
+    teacher = keras.Sequential([keras.layers.Input((6,)), keras.layers.Dense(6)])
     teacher.save(tmp_path / "ae.keras")
-    predicted = teacher.predict(x, verbose=0)
-    out = distillation_targets(Teacher(tmp_path / "ae.keras", weight=0.25), x, x, "mse")
-    np.testing.assert_allclose(out.y, 0.25 * predicted + 0.75 * x, atol=1e-5)
-    assert out.loss == "mse"
+    student = keras.Sequential(
+        [keras.layers.Input((6,)), keras.layers.Dense(3), keras.layers.Dense(6)]
+    )
+    result = fit_pruned(
+        student,
+        x,
+        x,
+        FitPlan(epochs=2, batch_size=32, pruning=None),
+        loss="mse",
+        metrics=["mae"],
+        validation=(x[:16], x[:16]),
+        teacher=tmp_path / "ae.keras",
+    )
+    assert {"loss", "val_loss", "mae", "val_mae"} <= set(result.history)
+    assert result.model.output_shape == (None, 6)
 
 
 def test_an_int8_bundle_without_float_model_teaches_through_the_tflite_interpreter(tmp_path):
@@ -135,7 +173,7 @@ def test_an_int8_bundle_without_float_model_teaches_through_the_tflite_interpret
     x = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
     y = np.zeros((30, 3), np.float32)
     out = distillation_targets(Teacher(tmp_path / "bundle", weight=1.0), x, y, "mse")
-    np.testing.assert_allclose(out.y, Int8Model(model_bytes).predict_batch(x), atol=1e-6)
+    np.testing.assert_allclose(out.y[:, 3:], Int8Model(model_bytes).predict_batch(x), atol=1e-6)
 
 
 def test_bad_teachers_raise_errors_that_say_what_to_pass(tmp_path, teacher_file):

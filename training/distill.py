@@ -8,8 +8,10 @@ teacher is given, so task modules only pass ``teacher=options.teacher``. What ch
   matching categorical cross-entropy. Cross-entropy is linear in its target, so this is exactly the
   classic ``weight * CE(teacher) + (1 - weight) * CE(labels)``; unlike Hinton et al. the student's
   own logits are not divided by ``T`` (the int8 model runs at T = 1, so it is trained at T = 1).
-* **regression / autoencoders** (MSE, MAE, Huber …): the targets become
-  ``weight * teacher(x) + (1 - weight) * y``; the loss is unchanged.
+* **regression / autoencoders** (MSE, MAE, Huber, custom losses …): the student matches the
+  teacher in the model's output space, ``(1 - weight) * loss(y, ŷ) + weight * mean((ŷ - t)²)``
+  with ``t = teacher(x)`` packed next to ``y``, because a task's targets need not be in the output
+  space (air quality decodes z-score outputs to µg/m³ inside its loss). ``T`` does not apply.
 
 The teacher is a bundle folder (its ``float_model.keras``; or, when only the int8 model exists, its
 ``model.tflite`` run through :class:`device_sim.interpreter.Int8Model`) or a ``.keras``/``.h5``/
@@ -201,9 +203,83 @@ def distillation_targets(
         soft = _sigmoid(_logit(probabilities) / teacher.temperature)
         targets = teacher.weight * soft + (1.0 - teacher.weight) * np.asarray(y, np.float32)
         return DistillationTargets(targets.astype(np.float32), loss, validation, metrics)
-    _check_shapes(outputs, y, teacher.path)
-    targets = teacher.weight * outputs + (1.0 - teacher.weight) * np.asarray(y, np.float32)
-    return DistillationTargets(targets.astype(np.float32), loss, validation, metrics)
+    return _regression_targets(teacher, predict, outputs, x, y, loss, validation, metrics)
+
+
+def _regression_targets(
+    teacher: Teacher,
+    predict: Any,
+    outputs: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss: Any,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    metrics: list[Any] | None,
+) -> DistillationTargets:
+    """Regression: match the teacher in the model's *output* space, keep the task loss on ``y``.
+
+    A task's targets need not live in the output space (air quality trains z-score outputs
+    against concentrations in µg/m³ through a decoding, NaN-masked loss), so blending teacher
+    outputs into ``y`` would mix units. Instead ``y`` and the teacher's outputs travel together
+    (concatenated on the last axis) and the loss is
+    ``(1 - weight) · task_loss(y, ŷ) + weight · mean((ŷ - teacher(x))²)``.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if outputs.ndim != 2 or y.ndim != 2:
+        raise ConfigError(
+            f"distilling a regression needs 2-D targets and outputs, got {y.shape} and "
+            f"{outputs.shape} from teacher {teacher.path}"
+        )
+    packed = np.concatenate([y, outputs.astype(np.float32)], axis=-1)
+    if validation is not None:
+        x_val = np.asarray(validation[0], dtype=np.float32)
+        val_outputs = np.asarray(predict(x_val), dtype=np.float32)
+        validation = (
+            x_val,
+            np.concatenate([np.asarray(validation[1], np.float32), val_outputs], axis=-1),
+        )
+    split = y.shape[-1]
+    return DistillationTargets(
+        packed,
+        _output_matching_loss(loss, split, teacher.weight),
+        validation,
+        _unpacking_metrics(metrics, split),
+    )
+
+
+def _output_matching_loss(loss: Any, split: int, weight: float) -> Any:
+    from training.keras_env import keras, tf
+
+    task_loss = keras.losses.get(loss)
+
+    def distilled_loss(packed, y_pred):
+        y_true, teacher_out = packed[..., :split], packed[..., split:]
+        matching = tf.reduce_mean(tf.square(y_pred - teacher_out), axis=-1)
+        return (1.0 - weight) * task_loss(y_true, y_pred) + weight * matching
+
+    return distilled_loss
+
+
+def _unpacking_metrics(metrics: list[Any] | None, split: int) -> list[Any] | None:
+    """Metrics see the true targets only (the first ``split`` columns of the packed targets)."""
+    if not metrics:
+        return metrics
+    from training.keras_env import keras
+
+    adapted = []
+    for metric in metrics:
+        if isinstance(metric, keras.metrics.Metric):
+            log.warning("metric %s is dropped while distilling a regression", metric.name)
+            continue
+        function = keras.metrics.get(metric)
+        name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
+
+        def unpacked(packed, y_pred, function=function):
+            return function(packed[..., :split], y_pred)
+
+        unpacked.__name__ = str(name)
+        adapted.append(unpacked)
+    return adapted
 
 
 def _loss_kind(loss: Any) -> tuple[str, bool]:
