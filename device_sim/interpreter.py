@@ -25,14 +25,23 @@ _BACKENDS = (
 )
 
 
-def interpreter_backend() -> tuple[Any, str]:
-    """Return (Interpreter class, backend name) of the first runtime that imports."""
+def interpreter_backend() -> tuple[Any, str, Any]:
+    """Return (Interpreter class, backend name, resolver type) of the first runtime that imports.
+
+    The resolver type asks for the reference builtin kernels without default delegates: the
+    XNNPACK delegate rounds int8 differently from TFLM (outputs up to 5 steps apart on KWS), while
+    the builtin kernels match the microcontroller bit for bit, so the simulator tells the truth.
+    """
     for module_name, label in _BACKENDS:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        return module.Interpreter, label
+        resolver_enum = getattr(module, "OpResolverType", None)
+        if resolver_enum is None and label == "tensorflow":
+            resolver_enum = getattr(module.experimental, "OpResolverType", None)
+        resolver = getattr(resolver_enum, "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None)
+        return module.Interpreter, label, resolver
     raise TinyfleetError(
         "no TFLite runtime is installed: `pip install 'tinyfleet[device]'` (ai-edge-litert), or "
         "tflite-runtime on Python < 3.12"
@@ -59,9 +68,12 @@ class Int8Model:
     def __init__(self, model: bytes | str | Path, *, num_threads: int = 1) -> None:
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
         check_tflite_bytes(data, "the model" if isinstance(model, bytes) else str(model))
-        interpreter_cls, self.backend = interpreter_backend()
+        interpreter_cls, self.backend, resolver = interpreter_backend()
+        options: dict[str, Any] = {"model_content": data, "num_threads": num_threads}
+        if resolver is not None:
+            options["experimental_op_resolver_type"] = resolver
         try:
-            self._interpreter = interpreter_cls(model_content=data, num_threads=num_threads)
+            self._interpreter = interpreter_cls(**options)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"the TFLite runtime refused the model: {exc}; rebuild it") from exc

@@ -170,11 +170,12 @@ def test_export_records_the_measured_arena_in_the_bundle(exported):
 
 
 @pytest.mark.parametrize("which", ["conv", "dense"])
-def test_tflm_and_litert_int8_outputs_differ_by_at_most_one_step_on_random_inputs(which):
-    """Bit-identity does not hold, and we do not pretend it does: LiteRT's kernels round the int8
-    requantization differently from TFLM's in a fraction of outputs (measured in
-    benchmarks/firmware.py; deep stacks compound it, see docs/firmware.md). For a small model
-    what must hold on every input: never more than one int8 step apart."""
+def test_tflm_and_litert_int8_outputs_are_identical_on_random_inputs(which):
+    """The device simulator runs LiteRT's builtin kernels without the XNNPACK delegate (see
+    device_sim/interpreter.py) so that it computes what TFLM on the microcontroller computes:
+    identical int8 outputs on every one of 120 random inputs. (With XNNPACK, outputs drifted by up
+    to 5 steps on KWS; deeper task models still differ by one step on a few percent of inputs,
+    measured in benchmarks/firmware.py.)"""
     from tflite_micro.python.tflite_micro import runtime
 
     model = tiny_conv_model() if which == "conv" else tiny_dense_model(40, 4)
@@ -182,16 +183,13 @@ def test_tflm_and_litert_int8_outputs_differ_by_at_most_one_step_on_random_input
     tflm = runtime.Interpreter.from_bytes(model, arena_size=64 * 1024)
     rng = np.random.default_rng(7)
     shape = litert.input_spec.shape
-    worst = equal = 0
+    differing = 0
     for _ in range(120):
         q = rng.integers(-128, 128, size=shape, dtype=np.int8)
         tflm.set_input(q, 0)
         tflm.invoke()
-        diff = tflm.get_output(0).astype(int) - litert.invoke_quantized(q).astype(int)
-        worst = max(worst, int(np.abs(diff).max()))
-        equal += int(not diff.any())
-    assert worst <= 1
-    assert equal >= 100  # identical on the large majority of inputs
+        differing += int(np.any(tflm.get_output(0) != litert.invoke_quantized(q)))
+    assert differing == 0
 
 
 def test_export_without_tflm_says_arena_not_measured_instead_of_guessing(
