@@ -127,7 +127,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     from quantize.stage import quantize_trained
     from training.stage import TrainedModel
 
-    bundle = quantize_trained(TrainedModel.load(args.bundle), args.out or args.bundle)
+    bundle = quantize_trained(TrainedModel.load(args.bundle), args.out or args.bundle, qat=args.qat)
     emit(_summary(bundle), args.json, render_mapping)
     return 0
 
@@ -144,7 +144,9 @@ def _summary(bundle) -> dict[str, Any]:
     }
 
 
-def build(task: str, options, out: Path, *, export: bool = True, target: str = "c"):
+def build(
+    task: str, options, out: Path, *, export: bool = True, target: str = "c", qat: bool = False
+):
     """train → prune → int8 → bundle → firmware export, as one call (also used by ``demo``)."""
     from quantize.stage import quantize_trained
     from training.tasks import task_module
@@ -154,7 +156,7 @@ def build(task: str, options, out: Path, *, export: bool = True, target: str = "
     trained.provenance.setdefault("train_seconds", round(time.perf_counter() - started, 1))
     trained.provenance.setdefault("preset", options.preset)
     trained.save(out)
-    bundle = quantize_trained(trained, out)
+    bundle = quantize_trained(trained, out, qat=qat)
     if export:
         from firmware_bridge.export import export_firmware
 
@@ -191,6 +193,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_qat_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--qat",
+        action="store_true",
+        help="when post-training int8 loses more than the task's tolerance, try "
+        "quantization-aware training and keep it only if it scores better",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
@@ -209,6 +220,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     quantize.add_argument("--bundle", type=Path, required=True, help="folder written by `train`")
     quantize.add_argument("--out", type=Path, help="bundle folder (default: the same folder)")
+    _add_qat_flag(quantize)
     add_json_flag(quantize)
     quantize.set_defaults(func=run_quantize)
 
@@ -223,6 +235,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--target", choices=("c", "cpp", "arduino"), default="c", help="firmware export flavour"
     )
     build_parser.add_argument("--no-export", action="store_true", help="skip the firmware export")
+    _add_qat_flag(build_parser)
     build_parser.set_defaults(func=run_build)
 
     evaluate = subparsers.add_parser(
