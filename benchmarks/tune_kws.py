@@ -169,7 +169,7 @@ _TEACHER_DEFAULTS = {
 
 def distillation(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Student (the preset) without and with a bigger teacher, same data and seed, int8 metric."""
-    from training.search import parse_override
+    from training.search import metric_direction, parse_override
     from training.stage import TrainOptions
 
     pairs = [parse_override(t) for t in (args.teacher_knob or _TEACHER_DEFAULTS[args.task])]
@@ -189,8 +189,10 @@ def distillation(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "teacher": {metric: teacher[metric], "flash_bytes": teacher["flash_bytes"]},
         "student_without_teacher": {metric: plain[metric], "flash_bytes": plain["flash_bytes"]},
         "student_with_teacher": {metric: taught[metric], "flash_bytes": taught["flash_bytes"]},
-        "gain": taught[metric] - plain[metric],
-        "temperature_weight": "defaults of training.distill (T=2, weight=0.5)",
+        # positive = the teacher helped (for error metrics such as MAE: the error went down)
+        "gain": (1 if metric_direction(metric) == "maximize" else -1)
+        * (taught[metric] - plain[metric]),
+        "temperature_weight": "defaults of training.distill (T=2, weight=0.5; T unused for regression)",
     }
 
 
