@@ -73,6 +73,7 @@ def fronts_per_budget(
                 "arena_bytes": r["arena_bytes"],
                 "macs": r.get("macs"),
                 "knobs": r["knobs"],
+                "preset_defaults": r.get("preset_defaults", False),
             }
             for r in front
         ]
@@ -134,14 +135,21 @@ def main(argv: list[str] | None = None) -> int:
         result["fronts"] = fronts_per_budget(summary, budgets, args.arena_kb)
         result["pareto_png"] = summary["pareto_png"]
         result["trial_seconds_median"] = _median(r["seconds"] for r in summary["all_trials"])
+        defaults = [r for r in summary["all_trials"] if r.get("preset_defaults")]
+        if defaults and args.skip_reference:  # the study's first trial is the preset as shipped
+            result["reference"] = {
+                **defaults[0],
+                "float": defaults[0]["float"].get(result["metric"]),
+            }
 
     if not args.skip_reference:
-        reference = _build_and_measure(
+        result["reference"] = _build_and_measure(
             args.task,
             TrainOptions(preset=args.preset, seed=args.seed),
             out / f"reference_{args.preset}",
         )
-        result["reference"] = reference
+    if "reference" in result:
+        reference = result["reference"]
         if "fronts" in result:
             result["reference_distance"] = {
                 name: distance_to_front(
