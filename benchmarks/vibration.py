@@ -83,12 +83,28 @@ def incipient_rms_change() -> dict[str, float]:
     return result
 
 
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=("quick", "full"), default="full")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--healthy-minutes", type=float, default=20.0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override a SEARCH_SPACE knob",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -97,7 +113,8 @@ def main() -> int:
     from training.vibration import train
 
     started = time.perf_counter()
-    trained = train(TrainOptions(preset=args.preset, seed=args.seed))
+    knobs = tuple((k, _number(v)) for k, v in (item.split("=", 1) for item in args.set))
+    trained = train(TrainOptions(preset=args.preset, seed=args.seed, hyperparameters=knobs))
     train_seconds = time.perf_counter() - started
     out = Path(tempfile.mkdtemp(prefix="vibration-bench-"))
     trained.save(out)
@@ -127,11 +144,13 @@ def main() -> int:
 
     figures = {
         "preset": args.preset,
+        "knobs": dict(knobs),
         "auc_int8": int8_m["auc"],
         "auc_float": float_m["auc"],
         "auc_int8_minus_float": round(int8_m["auc"] - float_m["auc"], 5),
         "auc_smallest_severity_int8": int8_m.get("auc_smallest_severity"),
         "auc_by_severity_int8": int8_m.get("auc_by_severity"),
+        "auc_smallest_severity_by_class_int8": int8_m.get("auc_smallest_severity_by_class"),
         "false_alarm_rate_int8": int8_m["false_alarm_rate"],
         "target_false_alarm_rate": int8_m["target_false_alarm_rate"],
         "threshold_int8": round(threshold, 4),

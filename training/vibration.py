@@ -79,6 +79,7 @@ SEARCH_SPACE: dict[str, str] = {
     "bottleneck": "int 4..16: code size; smaller generalises harder, reconstructs worse",
     "n_bands": "int 8..24: frequency bands per axis",
     "band_scale": "'log' or 'linear' band spacing",
+    "f_min": "float 10..400 Hz: lowest band edge (above ~5x the top speed, orders alone cover shaft lines)",
     "learning_rate": "float 3e-4..3e-3 (log scale)",
     "epochs": "int 20..300",
     "batch_size": "int 32..128",
@@ -327,6 +328,14 @@ def metrics_from_scores(
             by_severity[f"{level:g}"] = _auc(anomalous[rows], scores[rows])
         result["auc_by_severity"] = by_severity
         result["auc_smallest_severity"] = by_severity[min(by_severity, key=float)]
+        smallest = float(np.min(severity[known]))
+        result["auc_smallest_severity_by_class"] = {
+            name: _auc(anomalous[rows], scores[rows])
+            for i, name in enumerate(classes)
+            if i > 0
+            for rows in [~anomalous | ((class_index == i) & (severity == smallest))]
+            if np.any((class_index == i) & (severity == smallest))
+        }
     for name in ("rms", "kmeans"):
         key = f"baseline_{name}"
         if key in evaluation:
@@ -402,6 +411,7 @@ def train(options: TrainOptions) -> TrainedModel:
         axes=axes,
         n_bands=int(options.knob("n_bands", 16)),
         band_scale=str(options.knob("band_scale", "log")),
+        f_min=float(options.knob("f_min", 10.0)),
         f_max=rate / 2,
         hf_cutoff_hz=min(1000.0, rate / 4),
     )
