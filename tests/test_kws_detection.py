@@ -57,6 +57,9 @@ def test_one_spoken_word_seen_by_four_windows_gives_one_event(tmp_path):
     events = _run(runtime, silence + word + silence)
     assert [e["label"] for e in events] == ["yes"]
     assert events[0]["type"] == "keyword" and events[0]["score"] >= 0.6
+    # windows end at 1000, 1250 … ms; the 750 ms average first exceeds 0.6 with the 3rd "yes"
+    # window (0.5, 0.9, 0.95 → 0.78), the 7th window, ending at 2500 ms
+    assert events[0]["time_ms"] == 2500
 
 
 def test_the_same_word_twice_with_a_pause_gives_two_events_a_long_word_one(tmp_path):

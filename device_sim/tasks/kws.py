@@ -114,6 +114,7 @@ class TaskRuntime:
         if not 250 <= self.hop_ms <= 500:
             raise BundleError(f"detection hop_ms must be 250-500 ms, the bundle says {self.hop_ms}")
         self.hop_samples = round(sample_rate * self.hop_ms / 1000)
+        self.window_ms = float(bundle.feature_config.get("clip_ms", 1000))
         self.detector = KeywordDetector(
             labels,
             list(bundle.head.get("keywords") or []) or None,
@@ -126,8 +127,9 @@ class TaskRuntime:
 
     @property
     def time_ms(self) -> float:
-        """Stream time of the latest window's end, counting one hop per processed window."""
-        return self._windows * self.hop_ms
+        """Stream time (ms) at the end of the latest window: the device fills one whole window,
+        then advances one hop per window."""
+        return self.window_ms + (self._windows - 1) * self.hop_ms
 
     def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult:
         self._windows += 1
