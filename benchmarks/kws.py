@@ -15,6 +15,7 @@ Plus the front end's speed against librosa computing the same MFCCs (median of m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
@@ -78,6 +79,73 @@ def frontend_speed(repeats: int = 300) -> dict[str, float]:
     }
 
 
+def stream_figures(bundle_dir: Path, seed: int = 0, threshold: float | None = None) -> dict:
+    """Detection on a continuous stream, as on the device: the held-out dev speakers' clips played
+    back-to-back with 1 s quiet gaps, a window every hop, smoothing + debouncing.
+
+    A keyword clip is *detected* when an event with its label fires while its audio is in the
+    window (its start … its end + 1 s); any other event is a false alarm.
+    """
+    from device_sim.bundle import load_bundle
+    from device_sim.features import frontend_from_dict
+    from device_sim.interpreter import Int8Model
+    from device_sim.sources.kws import playlist
+    from device_sim.tasks import runtime_for
+    from training.speech_commands import KEYWORDS, scan_folder
+
+    bundle = load_bundle(bundle_dir)
+    if threshold is not None:
+        detection = {**bundle.extra.get("detection", {}), "threshold": threshold}
+        bundle = dataclasses.replace(bundle, extra={**bundle.extra, "detection": detection})
+    clips = scan_folder(DEV).split("testing")
+    order = np.random.default_rng(seed).permutation(len(clips))
+    clips = [clips[i] for i in order]
+    audio, starts = playlist([c.path for c in clips], 16000, seed=seed)
+    frontend = frontend_from_dict(bundle.feature_config)
+    model = Int8Model.from_bundle(bundle)
+    runtime = runtime_for(bundle)
+    events = []
+    end = frontend.window_samples
+    while end <= len(audio):
+        features = frontend(audio[end - frontend.window_samples : end])
+        result = runtime.process(model.predict(features), features)
+        if result.event:
+            events.append((end, result.event["label"]))
+        end += runtime.hop_samples
+    detected, used = 0, set()
+    n_keywords = sum(c.label in KEYWORDS for c in clips)
+    for (start, _), clip in zip(starts, clips, strict=True):
+        if clip.label not in KEYWORDS:
+            continue
+        for i, (at, label) in enumerate(events):
+            if i not in used and label == clip.label and start < at <= start + 32000:
+                detected += 1
+                used.add(i)
+                break
+    false_alarms = len(events) - len(used)
+    hours = len(audio) / 16000 / 3600
+    non_keyword_spans = [
+        (start, start + 32000)
+        for (start, _), clip in zip(starts, clips, strict=True)
+        if clip.label not in KEYWORDS
+    ]
+    on_non_keywords = sum(
+        any(a < at <= b for a, b in non_keyword_spans)
+        for i, (at, _) in enumerate(events)
+        if i not in used
+    )
+    return {
+        "threshold": runtime.detector.threshold,
+        "stream_clips": len(clips),
+        "stream_keyword_clips": n_keywords,
+        "detection_rate": round(detected / max(1, n_keywords), 3),
+        "false_alarms": false_alarms,
+        "false_alarms_per_hour": round(false_alarms / hours, 1),
+        "false_alarms_on_unknown_or_silence": on_non_keywords,
+        "stream_minutes": round(hours * 60, 1),
+    }
+
+
 def build_run(name: str, preset: str, seed: int, out: Path) -> dict:
     from device_sim.bundle import load_bundle
     from firmware_bridge.arena import measure_arena
@@ -112,6 +180,8 @@ def build_run(name: str, preset: str, seed: int, out: Path) -> dict:
         "data_seconds": bundle.provenance.get("data_seconds"),
         "train_data": bundle.provenance.get("data"),
     }
+    if name != "synth":
+        result["stream"] = stream_figures(out, seed)
     if name == "synth":
         real = kws.evaluate(bundle, DEV, TrainOptions(seed=seed))
         result["int8_accuracy_real_dev_all_clips"] = real["accuracy"]
@@ -127,8 +197,18 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="keep the bundles here (default: a temp folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--stream-only",
+        type=Path,
+        metavar="BUNDLE",
+        help="only the streaming detection figures of an existing bundle (trained on dev speakers)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.stream_only:
+        for threshold in (0.5, 0.6, 0.7, 0.8):
+            print(json.dumps(stream_figures(args.stream_only, args.seed, threshold)))
+        return 0
 
     figures: dict = {"frontend": frontend_speed(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
