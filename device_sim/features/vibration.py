@@ -57,7 +57,7 @@ class VibrationFeatureConfig(FeatureConfig):
     window_samples: int = 4096
     hop_samples: int = 2048
     axes: int = 3
-    n_bands: int = 16
+    n_bands: int = 8
     band_scale: str = "log"
     f_min: float = 10.0
     f_max: float = 3200.0

@@ -4,7 +4,7 @@ The model is an autoencoder over standardised features; the **anomaly score** of
 mean squared *normalised* reconstruction error ``mean(((features - output) / error_scale)²)``, where
 ``bundle.head["error_scale"]`` is each feature's RMS reconstruction error on normal training
 windows. Without it a fault that moves two or three features (imbalance lifts only the 1x orders)
-would drown in the ordinary error of the other eighty. The training stage uses the same function
+would drown in the ordinary error of the other ~58. The training stage uses the same function
 to calibrate ``bundle.head["anomaly_threshold"]`` for a target false-alarm rate per window.
 
 **Debouncing (k-of-n):** a single window over the threshold is not an alarm. The alarm is *raised*
