@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from device_sim.features.audio import LogMelConfig, MfccConfig  # noqa: E402
 
-DEV = Path("/work/shared/data/speech_commands_dev")
+# A Speech Commands-style folder; override with $TINYFLEET_SPEECH_COMMANDS.
+DEV = Path(os.environ.get("TINYFLEET_SPEECH_COMMANDS", "/work/shared/data/speech_commands_dev"))
 RUNS = ("dev", "dev+synth", "synth")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from device_sim.errors import DataError
 from device_sim.sources.wav_io import write_wav
 from training.speech_commands import KEYWORDS, SILENCE, UNKNOWN, scan_folder, speaker_of
 
-DEV = Path("/work/shared/data/speech_commands_dev")
+# A Speech Commands-style folder; override with $TINYFLEET_SPEECH_COMMANDS.
+DEV = Path(os.environ.get("TINYFLEET_SPEECH_COMMANDS", "/work/shared/data/speech_commands_dev"))
 
 
 def _clip(path: Path) -> None:

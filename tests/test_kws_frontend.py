@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from device_sim.sources.wav_io import read_wav
 
 librosa = pytest.importorskip("librosa")
 
-DEV = Path("/work/shared/data/speech_commands_dev")
+# A Speech Commands-style folder; override with $TINYFLEET_SPEECH_COMMANDS.
+DEV = Path(os.environ.get("TINYFLEET_SPEECH_COMMANDS", "/work/shared/data/speech_commands_dev"))
 # Our front end takes each 30 ms frame from its start and zero-pads it to 512 FFT points; librosa
 # centres a 480-point window inside the 512-point frame. Prepending (512 - 480) / 2 = 16 zeros makes
 # both window exactly the same samples, so any difference is arithmetic (float32 vs float64).

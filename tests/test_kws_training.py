@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from device_sim.sources.kws import open_source  # noqa: E402
 from device_sim.tasks import runtime_for  # noqa: E402
 from training.stage import TrainOptions  # noqa: E402
 
-DEV = Path("/work/shared/data/speech_commands_dev")
+# A Speech Commands-style folder; override with $TINYFLEET_SPEECH_COMMANDS.
+DEV = Path(os.environ.get("TINYFLEET_SPEECH_COMMANDS", "/work/shared/data/speech_commands_dev"))
 
 
 @pytest.fixture(scope="module")
