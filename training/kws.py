@@ -455,7 +455,8 @@ def evaluation_set(
     """Clean features + labels to evaluate a bundle on, and a description.
 
     A folder with ``testing_list.txt`` is evaluated on its testing split; any other folder on all
-    its clips (it is someone else's held-out data). Without ``_silence_`` clips, silence is cut
+    its clips (it is someone else's held-out data). Unknown words are capped at 1.5x the mean
+    keyword count, as in training. Without ``_silence_`` clips, silence is cut
     from its background recordings. Without a folder: held-out synthetic voices.
     """
     frontend = config.build()
@@ -471,6 +472,10 @@ def evaluation_set(
         return {"x": x, "y": y}, "held-out synthetic voices"
     folder = scan_folder(data)
     clips = folder.split("testing") if folder.official_split else folder.clips
+    # as in training: a full download's test list is ~40 % unknown words, which would swamp the
+    # keyword figures; keep at most 1.5x the mean keyword count (seeded)
+    per_keyword = [n for label, n in Counter(c.label for c in clips).items() if label in KEYWORDS]
+    clips = cap_per_label(clips, UNKNOWN, int(1.5 * np.mean(per_keyword)) + 1, seed)
     audio, y = load_clips(clips)
     x = frontend.batch(audio.astype(np.float32) / 32768.0)
     if not np.any(y == LABELS.index(SILENCE)) and folder.background:
