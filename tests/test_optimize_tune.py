@@ -88,3 +88,21 @@ def test_tune_refuses_an_unknown_knob_before_training(tmp_path, capsys):
     assert status == 2
     assert "unknown knob(s) widht" in capsys.readouterr().err
     assert not (tmp_path / "trials").exists()
+
+
+def test_a_repeated_knob_set_is_recognised_instead_of_retrained():
+    import optuna
+
+    from training.tune import _same_knobs_done
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def fake(trial):
+        trial.set_user_attr("knobs", {"width": trial.suggest_categorical("width", [8, 16])})
+        return 0.9, 1000.0
+
+    study.optimize(fake, n_trials=1)
+    width = study.trials[0].user_attrs["knobs"]["width"]
+    probe = study.ask()
+    assert _same_knobs_done(probe, {"width": width}).number == 0
+    assert _same_knobs_done(probe, {"width": 24 - width}) is None

@@ -100,6 +100,16 @@ def measure_bundle(bundle: Bundle) -> dict[str, Any]:
     }
 
 
+def _same_knobs_done(trial: Any, values: Mapping[str, Any]) -> Any:
+    """An earlier complete trial of this study with exactly these knob values, or None."""
+    import optuna
+
+    for done in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if done.user_attrs.get("knobs") == dict(values):
+            return done
+    return None
+
+
 def _check_measurable() -> None:
     """Fail before the first trial, not after it trained, when a budget cannot be measured."""
     from firmware_bridge.arena import tflm_available
@@ -146,6 +156,18 @@ class _TrialRunner:
             values = {k.name: k.choices[0] for k in self.knobs if k.choices and len(k.choices) == 1}
         else:
             values = {knob.name: knob.suggest(trial) for knob in self.knobs}
+        repeat = _same_knobs_done(trial, values)
+        if repeat is not None:
+            # TPE re-proposes points in small categorical spaces; with the same seed the result is
+            # the same model, so the measured figures are reused instead of training it again
+            log.info("trial %d: same knobs as trial %d, result reused", trial.number, repeat.number)
+            for key, value in repeat.user_attrs.items():
+                if key != PRESET_DEFAULTS:
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr("repeat_of", repeat.number)
+            for name, over in repeat.constraints.items():
+                trial.set_constraint(name, over)
+            return repeat.values[0], repeat.values[1]
         options = dataclasses.replace(
             self.request.options, hyperparameters=tuple(sorted(values.items()))
         )
@@ -305,6 +327,7 @@ def trial_records(study: Any, budget: Budget) -> list[dict[str, Any]]:
                 "feasible": budget.fits(measured),
                 "bundle": trial.user_attrs.get("bundle"),
                 "seconds": trial.user_attrs.get("seconds"),
+                "repeat_of": trial.user_attrs.get("repeat_of"),
             }
         )
     return records
@@ -320,7 +343,7 @@ def write_results(study: Any, request: TuneRequest) -> dict[str, Any]:
     records = trial_records(study, budget)
     direction = study.directions[0].name.lower()
     metric = next((r["metric"] for r in records if r["metric"]), None)
-    feasible = [r for r in records if r["feasible"]]
+    feasible = [r for r in records if r["feasible"] and r["repeat_of"] is None]
     front = pareto_front(feasible, metric=metric, direction=direction) if metric else []
     best = None
     if front:
