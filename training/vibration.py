@@ -86,6 +86,8 @@ SEARCH_SPACE: dict[str, str] = {
     "sparsity": "float 0.0..0.8: final pruning sparsity of the dense kernels",
     "target_false_alarm_rate": "float 0.001..0.05: per-window FAR the threshold is calibrated for",
     "kmeans_clusters": "int 4..16: clusters of the K-means baseline",
+    "alarm_k": "int: anomalous windows among the last alarm_n that raise the alarm (default 5)",
+    "alarm_n": "int: debounce history in windows (default 8)",
 }
 
 
@@ -477,8 +479,8 @@ def train(options: TrainOptions) -> TrainedModel:
         "classes": splits.classes,
         "feature_names": config.feature_names(),
         "feature_ranges_hz": config.feature_ranges_hz(),
-        "alarm_k": int(options.knob("alarm_k", 3)),
-        "alarm_n": int(options.knob("alarm_n", 5)),
+        "alarm_k": int(options.knob("alarm_k", 5)),
+        "alarm_n": int(options.knob("alarm_n", 8)),
     }
     trained = TrainedModel(
         task=TASK,

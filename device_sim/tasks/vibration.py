@@ -10,7 +10,9 @@ to calibrate ``bundle.head["anomaly_threshold"]`` for a target false-alarm rate 
 **Debouncing (k-of-n):** a single window over the threshold is not an alarm. The alarm is *raised*
 when at least ``alarm_k`` of the last ``alarm_n`` valid windows are anomalous and *cleared* when
 none of the last ``alarm_n`` valid windows are (hysteresis, so a machine near the threshold does
-not flap). Both come from the bundle head (default 3 of 5). Each change publishes one event.
+not flap). Both come from the bundle head (default 5 of 8 windows, 2.6 s at the default hop:
+speed ramps make a few consecutive normal windows score high, and 3 of 5 let those through).
+Each change publishes one event.
 
 **Invalid windows** (NaN/Inf, clipped or flat samples) must not be inferred: call
 :meth:`TaskRuntime.check_window` on the raw window before the front end and, if it returns a
@@ -63,8 +65,8 @@ class TaskRuntime:
                 f"{bundle.manifest_path} lacks the vibration head ({exc!r}): rebuild the bundle "
                 "with `tinyfleet build vibration`"
             ) from exc
-        self.alarm_k = int(head.get("alarm_k", 3))
-        self.alarm_n = int(head.get("alarm_n", 5))
+        self.alarm_k = int(head.get("alarm_k", 5))
+        self.alarm_n = int(head.get("alarm_n", 8))
         if not 1 <= self.alarm_k <= self.alarm_n:
             raise BundleError(
                 f"alarm_k={self.alarm_k} must be between 1 and alarm_n={self.alarm_n}"
