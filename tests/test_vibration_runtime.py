@@ -87,6 +87,22 @@ def test_explanation_names_the_features_with_their_frequency_ranges(tmp_path):
     assert 10 <= low < high <= 3200
 
 
+def test_order_features_are_explained_at_this_windows_shaft_speed(tmp_path):
+    runtime = runtime_for(runtime_bundle(tmp_path, identity_normalization=True))
+    names = runtime.feature_names
+    features = np.zeros(N_FEATURES, np.float32)
+    features[-1] = np.log10(30.0)  # shaft speed 30 Hz (1800 rpm)
+    output = features.copy()
+    two_x = names.index("z 2x shaft")
+    features[two_x] += 1.0  # 2x ten times stronger than expected: misalignment
+    result = runtime.process(output, features)
+    assert result.fields["shaft_speed_hz"] == pytest.approx(30.0, abs=0.01)
+    top = result.fields["top_features"][0]
+    assert top["feature"] == "z 2x shaft" and top["direction"] == "high"
+    low, high = top["hz"]
+    assert low < 60.0 < high and high - low < 10  # around 2 x 30 Hz, one Hann main lobe wide
+
+
 def test_validate_window_accepts_real_signals_up_to_just_below_full_scale():
     window = np.random.default_rng(0).normal(0, 1, (4096, 3))
     window[0, 0] = 15.9

@@ -479,6 +479,7 @@ def train(options: TrainOptions) -> TrainedModel:
         "classes": splits.classes,
         "feature_names": config.feature_names(),
         "feature_ranges_hz": config.feature_ranges_hz(),
+        "feature_orders": config.feature_orders(),
         "alarm_k": int(options.knob("alarm_k", 5)),
         "alarm_n": int(options.knob("alarm_n", 8)),
     }

@@ -60,6 +60,17 @@ class TaskRuntime:
             self.feature_names = list(head["feature_names"])
             self.feature_ranges_hz = [tuple(r) for r in head["feature_ranges_hz"]]
             self.error_scale = np.asarray(head.get("error_scale") or 1.0, dtype=np.float64)
+            self.feature_orders = list(
+                head.get("feature_orders") or [None] * len(self.feature_names)
+            )
+            mean, scale = config.get("mean") or [], config.get("scale") or []
+            # the last feature is log10 shaft speed when orders are measured: undo standardising
+            self._speed_unscale = (
+                (float(mean[-1]), float(scale[-1]))
+                if "shaft speed" in (self.feature_names[-1:]) and mean
+                else None
+            )
+            self._half_lobe_hz = 2 * float(config["sample_rate"]) / int(config["window_samples"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
                 f"{bundle.manifest_path} lacks the vibration head ({exc!r}): rebuild the bundle "
@@ -89,8 +100,25 @@ class TaskRuntime:
             }
         )
 
+    def shaft_speed_hz(self, features: np.ndarray) -> float | None:
+        """The front end's tacho-less shaft-speed estimate for this window (Hz), if it has one."""
+        if self._speed_unscale is None:
+            return None
+        mean, scale = self._speed_unscale
+        return float(10 ** (float(features[-1]) * scale + mean))
+
+    def _hz_range(self, index: int, speed: float | None) -> list[float]:
+        """A band's or statistic's fixed range; for a shaft order, order × this window's speed."""
+        order = self.feature_orders[index]
+        if order is not None and speed is not None:
+            centre = order * speed
+            return [round(centre - self._half_lobe_hz, 1), round(centre + self._half_lobe_hz, 1)]
+        low, high = self.feature_ranges_hz[index]
+        return [round(low, 1), round(high, 1)]
+
     def explain(self, features: np.ndarray, output: np.ndarray) -> list[dict[str, Any]]:
         """The features that contribute most to the error, with their frequency range in Hz."""
+        speed = self.shaft_speed_hz(features)
         residual = np.asarray(features, np.float64) - np.asarray(output, np.float64)
         errors = (residual / self.error_scale) ** 2
         total = float(errors.sum()) or 1.0
@@ -98,10 +126,7 @@ class TaskRuntime:
         return [
             {
                 "feature": self.feature_names[i],
-                "hz": [
-                    round(self.feature_ranges_hz[i][0], 1),
-                    round(self.feature_ranges_hz[i][1], 1),
-                ],
+                "hz": self._hz_range(int(i), speed),
                 "share": round(float(errors[i]) / total, 3),
                 # > 0: more energy/impulsiveness than the model expects for this machine state
                 "direction": "high" if features[i] > output[i] else "low",
@@ -139,6 +164,9 @@ class TaskRuntime:
             "alarm": self.alarm,
             "top_features": explanation,
         }
+        speed = self.shaft_speed_hz(features)
+        if speed is not None:
+            fields["shaft_speed_hz"] = round(speed, 2)
         return TaskResult(fields=fields, event=event)
 
     def _event(self, state: str, score: float, explanation: list, count: int) -> dict[str, Any]:
