@@ -81,7 +81,10 @@ def bundles(tmp_path):
             "kws", {"labels": KWS_LABELS}, tmp_path, feature_config={"sample_rate": 16000}
         ),
         "vibration": head_only_bundle(
-            "vibration", VIBRATION_HEAD, tmp_path, feature_config={"hop_samples": 256}
+            "vibration",
+            VIBRATION_HEAD,
+            tmp_path,
+            feature_config={"hop_samples": 256, "sample_rate": 6400, "window_samples": 2048},
         ),
         "air_quality": head_only_bundle(
             "air_quality", AQ_HEAD, tmp_path, feature_config=AQ_FEATURES, n_outputs=3
