@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -25,6 +24,7 @@ import numpy as np
 from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError, DataError
 from device_sim.sources.air_quality_sim import AirQualitySimulator
+from device_sim.sources.pacing import Pacer
 from device_sim.sources.uci_air_csv import (
     AirQualityTable,
     LoadReport,
@@ -38,23 +38,6 @@ log = logging.getLogger(__name__)
 KINDS = ("sim", "file", "stdin")
 
 
-class _Pacer:
-    """Sleeps so that rows leave at ``rate`` rows per second when ``realtime`` is on."""
-
-    def __init__(self, rate: float, realtime: bool) -> None:
-        self.rate = rate
-        self.realtime = realtime
-        self._start = time.monotonic()
-        self._rows = 0
-
-    def wait(self, n: int) -> None:
-        self._rows += n
-        if self.realtime:
-            delay = self._start + self._rows / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-
 class _Base:
     def __init__(self, bundle: Bundle, realtime: bool) -> None:
         config = bundle.feature_config
@@ -63,7 +46,7 @@ class _Base:
         self.sample_rate = 1.0 / self.row_seconds
         self.targets = tuple(t["name"] for t in bundle.head.get("targets", ()))
         self.last_references: np.ndarray = np.empty((0, len(self.targets)))
-        self._pacer = _Pacer(self.sample_rate, realtime)
+        self._pacer = Pacer(self.sample_rate, realtime)
         self._closed = False
 
     def close(self) -> None:

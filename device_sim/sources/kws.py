@@ -18,7 +18,6 @@ import logging
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,28 +25,13 @@ import numpy as np
 
 from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError, DataError
+from device_sim.sources.pacing import Pacer
 from device_sim.sources.wav_io import read_wav
 
 log = logging.getLogger(__name__)
 
 KINDS = ("file", "sim", "stdin", "mic")
 QUIET_DBFS = -70.0  # level of the noise between words: a quiet room, not digital zero
-
-
-class _Pacer:
-    """Sleeps so samples come out no faster than ``sample_rate`` per second (when enabled)."""
-
-    def __init__(self, sample_rate: float, enabled: bool) -> None:
-        self._rate, self._enabled = sample_rate, enabled
-        self._started = time.monotonic()
-        self._delivered = 0
-
-    def wait(self, n: int) -> None:
-        self._delivered += n
-        if self._enabled:
-            delay = self._started + self._delivered / self._rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
 
 
 def quiet_noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -61,7 +45,7 @@ class ArraySource:
         self.samples = np.asarray(samples, dtype=np.float32)
         self.sample_rate = sample_rate
         self._position = 0
-        self._pacer = _Pacer(sample_rate, realtime)
+        self._pacer = Pacer(sample_rate, realtime)
 
     def read(self, n: int) -> np.ndarray | None:
         if self._position >= len(self.samples):
@@ -134,7 +118,7 @@ class SimSource:
         self._buffer = np.zeros(0, dtype=np.float32)
         self._generated = 0
         self.script: list[tuple[int, str]] = []
-        self._pacer = _Pacer(sample_rate, realtime)
+        self._pacer = Pacer(sample_rate, realtime)
 
     def _next_segment(self) -> np.ndarray:
         rng = self._rng

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError, DataError
+from device_sim.sources.pacing import Pacer
 from device_sim.sources.vibration_files import load_recording, resample
 from device_sim.sources.vibration_sim import (
     FAULT_KINDS,
@@ -40,22 +40,6 @@ from device_sim.sources.vibration_sim import (
 log = logging.getLogger(__name__)
 
 KINDS = ("sim", "file", "stdin")
-
-
-class _Pacer:
-    """Sleeps so that samples come out no faster than ``sample_rate`` per second."""
-
-    def __init__(self, sample_rate: float, enabled: bool) -> None:
-        self._rate, self._enabled = sample_rate, enabled
-        self._started = time.monotonic()
-        self._delivered = 0
-
-    def wait(self, n: int) -> None:
-        self._delivered += n
-        if self._enabled:
-            delay = self._started + self._delivered / self._rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
 
 
 def default_fault(seed: int) -> FaultSchedule:
@@ -85,7 +69,7 @@ class SimSource:
         self.fault = default_fault(seed) if fault is None else fault
         config = SimulatorConfig(sample_rate=self.sample_rate, axes=axes)
         self._simulator = MachineSimulator(config, seed=seed, fault=self.fault)
-        self._pacer = _Pacer(self.sample_rate, realtime)
+        self._pacer = Pacer(self.sample_rate, realtime)
         self.machine = {
             "seed": seed,
             "bearing": config.bearing.name,
@@ -116,7 +100,7 @@ class ArraySource:
         self.sample_rate = float(sample_rate)
         self._samples = samples
         self._position = 0
-        self._pacer = _Pacer(self.sample_rate, realtime)
+        self._pacer = Pacer(self.sample_rate, realtime)
 
     def read(self, n: int) -> np.ndarray | None:
         if self._position >= len(self._samples):
