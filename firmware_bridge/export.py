@@ -25,6 +25,7 @@ from firmware_bridge.frontend_c import FrontEndC, generate_frontend
 from firmware_bridge.main_template import application
 from firmware_bridge.model_config import model_config_header
 from firmware_bridge.op_resolver import op_resolver_header
+from firmware_bridge.profile import profile_graph
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,11 @@ def export_firmware(bundle: Bundle, out_dir: Path, target: str = "c") -> dict[st
     arena = measure_arena(bundle.model_path)
     update_bundle(
         bundle,
-        sizes={"arena_bytes": arena.arena_bytes, "arena_margin_bytes": arena.margin_bytes},
+        sizes={
+            "arena_bytes": arena.arena_bytes,
+            "arena_margin_bytes": arena.margin_bytes,
+            "macs": profile_graph(graph)["macs"],  # per inference, counted from the flatbuffer
+        },
     )
     frontend = _frontend(bundle)
     files = _files(bundle, target, frontend, arena.recommended_bytes, graph)

@@ -160,9 +160,12 @@ def test_measured_arena_works_in_tflm_and_one_aligned_step_less_does_not(tmp_pat
     assert measured.head_bytes >= 10 * 8 * 8  # the largest int8 activation (conv output)
 
 
-def test_export_records_the_measured_arena_in_the_bundle(exported):
+def test_export_records_the_measured_arena_and_macs_in_the_bundle(exported):
+    from firmware_bridge.profile import profile_bundle
+
     bundle = load_bundle(exported["bundle"])
     assert bundle.sizes["arena_bytes"] > 0
+    assert bundle.sizes["macs"] == profile_bundle(bundle)["macs"] > 0
     config = (exported["c"] / "model_config.h").read_text()
     expected = bundle.sizes["arena_bytes"] + bundle.sizes["arena_margin_bytes"]
     assert f"#define TINYFLEET_ARENA_BYTES {expected}" in config
