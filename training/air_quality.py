@@ -451,6 +451,7 @@ def train(options: TrainOptions) -> TrainedModel:
             "seed": options.seed,
             "preset": options.preset,
             "fit_seconds": round(fitted.seconds, 1),
+            "history": fitted.history,
             "baseline_seconds": round(baseline_seconds, 1),
             "hyperparameters": {
                 "window_rows": window_rows,

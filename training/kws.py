@@ -417,6 +417,7 @@ def train(options: TrainOptions) -> TrainedModel:
             "data": data.description,
             "data_seconds": round(data_seconds, 1),
             "fit_seconds": round(result.seconds, 1),
+            "history": result.history,
             "teacher": str(options.teacher) if options.teacher else None,
         },
         extra={"macs": macs, "detection": dict(DETECTION), "augment": asdict(AugmentPlan())},

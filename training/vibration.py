@@ -496,6 +496,7 @@ def train(options: TrainOptions) -> TrainedModel:
             "data": str(options.data) if options.data else "simulator",
             "seed": options.seed,
             "preset": options.preset,
+            "history": fitted.history,
             "split": dict(
                 zip(("train", "calibration", "evaluation"), SPLIT_FRACTIONS, strict=True)
             ),
