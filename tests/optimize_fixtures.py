@@ -57,7 +57,9 @@ def chromium_binary() -> str:
 
 def run_chromium(url: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run (``--screenshot=…`` or ``--dump-dom``) with a throwaway profile."""
-    with tempfile.TemporaryDirectory(prefix="tinyfleet-chromium-") as profile:
+    with tempfile.TemporaryDirectory(
+        prefix="tinyfleet-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         return subprocess.run(
             [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
             capture_output=True,
@@ -123,7 +125,9 @@ def devtools_page(url: str, width: int = 1280, height: int = 900) -> Iterator[De
     """Open ``url`` in a fresh headless Chromium and yield a :class:`DevToolsPage`."""
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory(prefix="tinyfleet-chromium-") as profile:
+    with tempfile.TemporaryDirectory(
+        prefix="tinyfleet-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [
                 chromium_binary(),

@@ -15,12 +15,15 @@ logic is easy to test and reuse in benchmarks and reports.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from device_sim.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Headline metrics where smaller is better; anything else (accuracy, auc, f1 …) is maximised.
 _MINIMISED = ("mae", "rmse", "mse", "error", "loss", "wer")
@@ -121,6 +124,8 @@ def parse_space(
 
     An override with one value pins the knob; with several it replaces the range by those choices.
     Overriding a name the task does not list is an error (a typo would otherwise tune nothing).
+    A description string without a range (``"int: debounce windows"``) documents a knob that is
+    not searched unless overridden; it is logged, not an error.
     """
     overrides = dict(overrides)
     unknown = sorted(set(overrides) - set(space))
@@ -128,13 +133,28 @@ def parse_space(
         raise ConfigError(
             f"unknown knob(s) {', '.join(unknown)}; this task tunes: {', '.join(sorted(space))}"
         )
-    knobs = []
+    knobs, unsearched = [], []
     for name, spec in space.items():
         if name in overrides:
             knobs.append(Knob(name, choices=tuple(overrides[name])))
+        elif isinstance(spec, str) and not _has_range(spec):
+            unsearched.append(name)  # documented (e.g. "int: …") but no range to search
         else:
             knobs.append(parse_knob(name, spec))
+    if unsearched:
+        log.warning(
+            "not searched (their SEARCH_SPACE entry gives no range; pass --knob NAME=V1,V2 to "
+            "search them): %s",
+            ", ".join(unsearched),
+        )
     return knobs
+
+
+def _has_range(text: str) -> bool:
+    """A description string that names a range or choices (see :func:`_parse_description`)."""
+    return bool(_RANGE_TEXT.match(text)) or (
+        text.lstrip().startswith("'") and bool(_QUOTED.findall(text.split(":")[0]))
+    )
 
 
 def parse_override(text: str) -> tuple[str, tuple[Any, ...]]:
