@@ -75,6 +75,9 @@ def test_tune_scores_trials_as_int8_with_measured_sizes_and_resumes_the_study(tm
     assert (second["complete"], second["trials_this_run"]) == (3, 1)
     assert second["feasible"] == 0 and second["pareto"] == [] and second["best"] is None
     assert not (out / "best").exists()
+    # the resumed run proposes new knobs, not a replay of the first run's random start
+    resumed = second["all_trials"][2]
+    assert resumed["repeat_of"] is None and resumed["knobs"] != second["all_trials"][1]["knobs"]
     trials = optuna.load_study(study_name=first["study"], storage=first["storage"]).trials
     assert len(trials) == 3
     assert trials[-1].constraints["flash_over_bytes"] > 0  # stored as infeasible for the sampler

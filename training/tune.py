@@ -165,7 +165,9 @@ class _TrialRunner:
                 if key != PRESET_DEFAULTS:
                     trial.set_user_attr(key, value)
             trial.set_user_attr("repeat_of", repeat.number)
-            for name, over in repeat.constraints.items():
+            measured = repeat.user_attrs["measured"]
+            violations = self.request.budget.violations(measured)  # this run's budget
+            for name, over in zip(CONSTRAINT_NAMES, violations, strict=True):
                 trial.set_constraint(name, over)
             return repeat.values[0], repeat.values[1]
         options = dataclasses.replace(
@@ -216,6 +218,15 @@ class _TrialRunner:
         return value, float(measured["flash_bytes"])
 
 
+def _stored_trials(storage: Any, name: str) -> int:
+    import optuna
+
+    try:
+        return len(optuna.load_study(study_name=name, storage=storage).trials)
+    except KeyError:
+        return 0
+
+
 def open_study(request: TuneRequest, direction: str) -> Any:
     """Create or resume the study; refuse a resumed study whose directions differ."""
     import optuna
@@ -228,7 +239,12 @@ def open_study(request: TuneRequest, direction: str) -> Any:
         storage = optuna.storages.RDBStorage(
             request.storage_url, heartbeat_interval=30, grace_period=120
         )
-    sampler = optuna.samplers.TPESampler(seed=request.seed, n_startup_trials=4, multivariate=True)
+    # A resumed run must not replay the first run's random proposals: the sampler's seed moves on
+    # with the number of trials already stored (still reproducible from the study's history).
+    done = _stored_trials(storage, request.name)
+    sampler = optuna.samplers.TPESampler(
+        seed=request.seed + 1000 * done, n_startup_trials=4, multivariate=True
+    )
     try:
         study = optuna.create_study(
             study_name=request.name,
