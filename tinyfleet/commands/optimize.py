@@ -36,7 +36,9 @@ def _render_tune(result: dict[str, Any]) -> str:
     for row in result["pareto"]:
         lines.append(
             f"  trial {row['trial']:>3}: {metric} {row[metric]:.4f}  flash {row['flash_bytes']:>7} B"
-            f"  arena {row.get('arena_bytes')} B  MACs {row.get('macs')}  {row['knobs']}"
+            f"  arena {row.get('arena_bytes')} B  MACs {row.get('macs')}  "
+            + ("preset defaults " if row.get("preset_defaults") else "")
+            + str(row["knobs"])
         )
     best = result.get("best")
     if best:
