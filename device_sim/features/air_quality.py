@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from device_sim.errors import BundleError
+from device_sim.errors import BundleError, DataError
 from device_sim.features.base import FeatureConfig, register_feature_config
 
 TRANSFORMS = ("log", "linear", "hour", "weekend")
@@ -176,7 +176,7 @@ class AirQualityWindow:
         """One window ``(window_rows, n_inputs)``, oldest row first → features ``(F,)`` float32."""
         window = np.asarray(window)
         if window.shape != (self.window_rows, len(self.inputs)):
-            raise ValueError(
+            raise DataError(
                 f"window has shape {window.shape}, expected ({self.window_rows}, {len(self.inputs)})"
             )
         return self.transform_rows(window).reshape(-1).astype(np.float32)

@@ -211,9 +211,9 @@ class AudioFrontEnd:
         samples = np.asarray(samples)
         if samples.dtype == np.int16:  # raw PCM: scale to [-1, 1) like the WAV readers do
             samples = samples.astype(np.float32) / 32768.0
-        if samples.shape[-1] != self.window_samples:
+        if samples.ndim == 0 or samples.shape[-1] != self.window_samples:
             raise DataError(
-                f"{what} has {samples.shape[-1]} samples, the front end needs "
+                f"{what} has {samples.shape[-1] if samples.ndim else 0} samples, the front end needs "
                 f"{self.window_samples} ({self.config.clip_ms} ms at {self.config.sample_rate} Hz)"
             )
         return samples.astype(np.float32, copy=False)

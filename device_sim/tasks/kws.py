@@ -26,6 +26,12 @@ from device_sim.bundle import Bundle
 from device_sim.errors import BundleError
 from device_sim.tasks import TaskResult
 
+# A window is not inferred when more than this share of its samples sit at full scale: the
+# microphone or ADC saturated, and the log-mel of a clipped waveform is confident nonsense. A few
+# clipped peaks in loud speech are normal and stay below it.
+MAX_CLIPPED_SHARE = 0.01
+FULL_SCALE = 0.999  # |sample| at or above this, on the [-1, 1] scale, counts as clipped
+
 DEFAULT_DETECTION = {
     "hop_ms": 250,
     "average_window_ms": 750,
@@ -130,6 +136,24 @@ class TaskRuntime:
         """Stream time (ms) at the end of the latest window: the device fills one whole window,
         then advances one hop per window."""
         return self.window_ms + (self._windows - 1) * self.hop_ms
+
+    def check_window(self, window: np.ndarray) -> str | None:
+        """Reason a raw audio window (samples in [-1, 1]) must not be inferred, or None."""
+        window = np.asarray(window)
+        if window.size == 0:
+            return "empty window"
+        finite = np.isfinite(window)
+        if not finite.all():
+            return f"{int(window.size - finite.sum())} non-finite sample(s) (NaN/Inf)"
+        clipped = int(np.count_nonzero(np.abs(window) >= FULL_SCALE))
+        if clipped > MAX_CLIPPED_SHARE * window.size:
+            return f"{clipped} of {window.size} samples clipped at full scale (input too loud)"
+        return None
+
+    def invalid_result(self, reason: str) -> TaskResult:
+        """What to publish for a window that was not inferred; stream time still advances."""
+        self._windows += 1
+        return TaskResult(fields={"valid": False, "reason": reason, "label": None})
 
     def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult:
         self._windows += 1
