@@ -126,3 +126,18 @@ def test_a_csv_without_usable_rows_exits_2(tmp_path: Path, capsys) -> None:
     status = main(["build", "air_quality", "--data", str(garbage), "--out", str(tmp_path / "o")])
     assert status == 2
     assert "AirQualityUCI.csv" in capsys.readouterr().err
+
+
+def test_mic_is_refused_for_a_bundle_that_does_not_take_audio(
+    tmp_path: Path, model_bytes: bytes, capsys
+) -> None:
+    bundle_dir = tmp_path / "bundle"
+    bundle = write_tiny_bundle(bundle_dir, model_bytes)
+    manifest = json.loads(bundle.manifest_path.read_text())
+    manifest["task"] = "air_quality"
+    bundle.manifest_path.write_text(json.dumps(manifest))
+    status = main(
+        ["device", "--bundle", str(bundle_dir), "--mic", "--broker", "mqtt://127.0.0.1:9"]
+    )
+    assert status == 2
+    assert "--mic feeds audio" in capsys.readouterr().err

@@ -167,9 +167,13 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_device(args: argparse.Namespace) -> int:
     from device_sim.fleet import run_fleet
 
+    if args.mic:
+        args.source = "mic"
     if args.source == "file" and args.path is None:
         raise ConfigError("--source file needs --path FILE")
     bundles = [load_bundle(path) for path in args.bundle]
+    if args.source == "mic" and any(bundle.task != "kws" for bundle in bundles):
+        raise ConfigError("--mic feeds audio: use it with kws bundles only")
     if args.model_dir is not None:  # keep running what was rolled out before a restart
         from device_sim.mqtt.rollout import rolled_out_bundles
 
@@ -184,8 +188,8 @@ def run_device(args: argparse.Namespace) -> int:
         source_kind=args.source,
         source_path=args.path,
     )
-    if args.source == "stdin":
-        # stdin delivers samples at its own pace: windows are processed as they arrive
+    if args.source in ("stdin", "mic"):
+        # stdin and the microphone deliver samples at their own pace: process windows as they come
         options.fast, options.rate_hz = True, None
     result = run_fleet(options, model_dir=args.model_dir)
     emit(result, args.json, _render_fleet)
@@ -350,7 +354,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     device.add_argument(
         "--bundle", type=Path, action="append", required=True, help="bundle folder (repeatable)"
     )
-    device.add_argument("--source", choices=("stdin", "file", "sim"), default="sim")
+    device.add_argument("--source", choices=("stdin", "file", "sim", "mic"), default="sim")
+    device.add_argument(
+        "--mic",
+        action="store_true",
+        help="kws: listen on the default ALSA microphone via arecord (same as --source mic)",
+    )
     device.add_argument("--path", type=Path, help="recording for --source file")
     device.add_argument("--device-id", help="device id (default: the host name)")
     device.add_argument(
