@@ -326,5 +326,6 @@ class VibrationFrontEnd:
 def _kurtosis(x: np.ndarray) -> np.ndarray:
     """Pearson kurtosis (3 for Gaussian noise, 1.5 for a sine, large for impulse trains)."""
     centred = x - x.mean(axis=-1, keepdims=True)
-    var = np.mean(centred**2, axis=-1)
-    return np.mean(centred**4, axis=-1) / (var**2 + _EPS)
+    squared = centred * centred  # (x²)² instead of x**4: numpy's generic pow is ~10x slower
+    var = squared.mean(axis=-1)
+    return (squared * squared).mean(axis=-1) / (var**2 + _EPS)
