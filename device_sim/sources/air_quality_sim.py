@@ -28,26 +28,15 @@ import numpy as np
 from scipy.signal import lfilter
 
 from device_sim.sources.uci_air_csv import (
+    NUMERIC_COLUMNS,
     SENSOR_COLUMNS,
     AirQualityTable,
     LoadReport,
     derived_time_column,
 )
 
-SIM_COLUMNS = (
-    "CO(GT)",
-    "PT08.S1(CO)",
-    "C6H6(GT)",
-    "PT08.S2(NMHC)",
-    "NOx(GT)",
-    "PT08.S3(NOx)",
-    "NO2(GT)",
-    "PT08.S4(NO2)",
-    "PT08.S5(O3)",
-    "T",
-    "RH",
-    "AH",
-)
+# The UCI columns in file order, less NMHC(GT): the simulator models no NMHC reference.
+SIM_COLUMNS = tuple(name for name in NUMERIC_COLUMNS if name != "NMHC(GT)")
 DEFAULT_START = datetime(2004, 3, 10, 18, tzinfo=timezone.utc)  # where the UCI file starts
 GASES = ("CO", "C6H6", "NOx", "NO2", "O3")
 GAS_SCALE = np.array([1.0, 5.0, 100.0, 50.0, 50.0])  # mg/m³, µg/m³, ppb, µg/m³, µg/m³
