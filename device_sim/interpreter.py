@@ -106,7 +106,9 @@ class Int8Model:
             raise BundleError(
                 f"input shape {tuple(quantized.shape)} does not match the model's {expected}"
             )
-        self._interpreter.set_tensor(self._input_index, quantized.astype(self.input_spec.dtype))
+        self._interpreter.set_tensor(
+            self._input_index, quantized.astype(self.input_spec.dtype, copy=False)
+        )
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output_index).copy()
 

@@ -146,6 +146,33 @@ class AirQualityWindow:
         # Index lists per transform, so the C port (and this code) can loop over plain int tables.
         self.log_channels = tuple(i for i, t in enumerate(self.transforms) if t == "log")
         self.linear_channels = tuple(i for i, t in enumerate(self.transforms) if t == "linear")
+        # Where each transform's inputs come from and its features go, so a window is a handful
+        # of whole-array operations instead of one small array per input (the per-window cost).
+        columns: dict[str, tuple[list[int], list[int]]] = {
+            t: ([], []) for t in ("log", "linear", "hour_sin", "hour_cos", "weekend")
+        }
+        out = 0
+        for i, transform in enumerate(self.transforms):
+            if transform == "hour":
+                for name in ("hour_sin", "hour_cos"):
+                    columns[name][0].append(i)
+                    columns[name][1].append(out)
+                    out += 1
+            else:
+                columns[transform][0].append(i)
+                columns[transform][1].append(out)
+                out += 1
+        self._columns = {
+            name: (np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp))
+            for name, (src, dst) in columns.items()
+            if src
+        }
+        self._log_mean, self._log_std = self._scale_for("log")
+        self._linear_mean, self._linear_std = self._scale_for("linear")
+
+    def _scale_for(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        src = self._columns[name][0] if name in self._columns else np.empty(0, dtype=np.intp)
+        return self.mean[src], self.std[src]
 
     def transform_rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows ``(..., n_inputs)`` → per-row features ``(..., features_per_row)`` (float64)."""
@@ -155,22 +182,27 @@ class AirQualityWindow:
                 f"rows have {rows.shape[-1]} columns, the front end expects {len(self.inputs)} "
                 f"({', '.join(self.inputs)})"
             )
-        parts = []
-        for i, transform in enumerate(self.transforms):
-            x = rows[..., i]
-            if transform == "log":
-                with np.errstate(invalid="ignore"):
-                    parts.append(
-                        (np.log(np.maximum(x, self.log_floor)) - self.mean[i]) / self.std[i]
-                    )
-            elif transform == "linear":
-                parts.append((x - self.mean[i]) / self.std[i])
-            elif transform == "hour":
-                angle = 2.0 * np.pi * x / 24.0
-                parts.extend((np.sin(angle), np.cos(angle)))
-            else:  # weekend
-                parts.append(np.where(np.isnan(x), np.nan, (x >= 5).astype(np.float64)))
-        return np.stack(parts, axis=-1)
+        features = np.empty(rows.shape[:-1] + (self.features_per_row,), dtype=np.float64)
+        columns = self._columns
+        if "log" in columns:
+            src, dst = columns["log"]
+            with np.errstate(invalid="ignore"):
+                features[..., dst] = (
+                    np.log(np.maximum(rows[..., src], self.log_floor)) - self._log_mean
+                ) / self._log_std
+        if "linear" in columns:
+            src, dst = columns["linear"]
+            features[..., dst] = (rows[..., src] - self._linear_mean) / self._linear_std
+        if "hour_sin" in columns:
+            src, dst = columns["hour_sin"]
+            angle = 2.0 * np.pi * rows[..., src] / 24.0
+            features[..., dst] = np.sin(angle)
+            features[..., columns["hour_cos"][1]] = np.cos(angle)
+        if "weekend" in columns:
+            src, dst = columns["weekend"]
+            x = rows[..., src]
+            features[..., dst] = np.where(np.isnan(x), np.nan, (x >= 5).astype(np.float64))
+        return features
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         """One window ``(window_rows, n_inputs)``, oldest row first → features ``(F,)`` float32."""

@@ -9,11 +9,12 @@ documented in ``docs/mqtt.md``. Times are epoch milliseconds (``*_ms``) and UTC 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from device_sim.errors import TinyfleetError
@@ -72,9 +73,15 @@ class Prediction:
 
 
 def iso_utc(epoch_ms: int) -> str:
-    """Epoch milliseconds → ``2026-01-31T12:00:00.123Z``."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Epoch milliseconds → ``2026-01-31T12:00:00.123Z`` (called once per message: kept cheap)."""
+    seconds, millis = divmod(int(epoch_ms), 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_second(epoch_s: int) -> str:
+    """``2026-01-31T12:00:00`` for one epoch second (a fleet makes many messages per second)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
 
 
 def _finite(value: Any) -> Any:
@@ -92,11 +99,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# One encoder for every message (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(message: Mapping[str, Any]) -> bytes:
     try:
-        text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(message)
     except (ValueError, TypeError):
-        text = json.dumps(_finite(message), separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(_finite(message))
     data = text.encode()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise PayloadError(
@@ -125,7 +136,7 @@ def encode_prediction(
     if clash:
         raise PayloadError(f"task fields {sorted(clash)} clash with the payload envelope")
     if ts_ms is None:
-        ts_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+        ts_ms = int(time.time() * 1000)
     message: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "device": device,
@@ -155,7 +166,7 @@ def encode_event(
 ) -> bytes:
     """An event message; ``seq`` is the seq of the window that raised it, ``event`` its fields."""
     if ts_ms is None:
-        ts_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+        ts_ms = int(time.time() * 1000)
     message = {
         "schema": SCHEMA_VERSION,
         "device": device,
