@@ -95,7 +95,9 @@ def test_broker_killed_and_restarted_mid_stream_loses_no_prediction(tmp_path, bu
     assert len(expected) == report["published"]["predictions"] >= 2000
     assert set(collector.keys) == expected  # received set == published set
     assert len(collector.keys) == len(expected)  # and each once after dedup
-    assert subscriber.duplicates >= 0
+    # The devices resent what the broker acknowledged just before it died (it may not have saved
+    # it yet); the subscriber's dedup dropped the copies it already had.
+    assert subscriber.duplicates > 0
 
 
 def test_killed_device_restarts_continues_its_seq_and_sends_what_it_had_queued(tmp_path, bundle):

@@ -5,6 +5,11 @@ deleted from it only when the broker has it (QoS 1: PUBACK; QoS 0: written to th
 broker is unreachable the outbox grows (bounded) and is sent in order on reconnect; paho itself
 re-sends what was in flight when the connection dropped.
 
+mosquitto acknowledges a QoS 1 message before its persistence file holds it, so a broker crash can
+lose what it had just acknowledged. The publisher therefore keeps the QoS 1 messages acknowledged
+in the last ``replay_s`` seconds (in memory, bounded) and sends them again after every reconnect;
+subscribers drop the copies by (device, task, seq). See docs/reliability.md.
+
 The publisher is driven by a :class:`~device_sim.mqtt.client.NetworkLoop` (one thread for many
 devices); :meth:`Publisher.enqueue_prediction` may be called from another thread.
 """
@@ -15,19 +20,21 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 from device_sim.mqtt import topics
 from device_sim.mqtt.client import BrokerAddress, Connection, Credentials, publish_properties
 from device_sim.mqtt.payload import CONTENT_TYPE, SCHEMA_VERSION, iso_utc
-from device_sim.mqtt.spool import Spool
+from device_sim.mqtt.spool import Spool, SpooledMessage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPIRY_S = 24 * 3600  # a prediction older than a day is history, not telemetry
 DEFAULT_SESSION_EXPIRY_S = 3600  # the broker keeps a device's session this long while it is away
+DEFAULT_REPLAY_S = 3.0  # resend QoS 1 messages acknowledged this long before a disconnect
+REPLAY_CAP = 5000  # at most this many messages kept for replay per device
 
 
 class Publisher:
@@ -50,6 +57,7 @@ class Publisher:
         session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
         keepalive_s: int = 30,
         max_unacked: int = 500,
+        replay_s: float = DEFAULT_REPLAY_S,
     ) -> None:
         if prediction_qos not in (0, 1) or event_qos not in (0, 1):
             raise ValueError("QoS must be 0 or 1")
@@ -58,6 +66,7 @@ class Publisher:
         self.prediction_qos = prediction_qos
         self.event_qos = event_qos
         self.max_unacked = max_unacked
+        self.replay_s = replay_s
         self.connection = Connection(
             f"tinyfleet-{device_id}",
             address,
@@ -73,7 +82,9 @@ class Publisher:
         self._properties = publish_properties(expiry_s, SCHEMA_VERSION, CONTENT_TYPE)
         self._retained_properties = publish_properties(None, SCHEMA_VERSION, CONTENT_TYPE)
         self._lock = threading.RLock()
-        self._inflight: dict[int, int] = {}  # paho mid → outbox id
+        self._inflight: dict[int, SpooledMessage] = {}  # paho mid → outbox row
+        self._replay: deque[tuple[float, SpooledMessage]] = deque(maxlen=REPLAY_CAP)
+        self.replayed = 0
         self._acked_early: set[int] = set()
         self._last_sent_id = 0
         self._has_new = True  # the outbox may hold messages from a previous run
@@ -137,19 +148,42 @@ class Publisher:
             retained = list(self._retained.items())
         for topic, payload in retained:
             connection.publish(topic, payload, 1, True, self._retained_properties)
+        if connection.connects > 1:
+            self._resend_recently_acknowledged(connection)
         self._mark()
         self.drain()
 
+    def _resend_recently_acknowledged(self, connection: Connection) -> None:
+        """After a reconnect: send again what the broker acknowledged just before the outage."""
+        with self._lock:
+            recent = [message for _, message in self._replay]
+            self._replay.clear()
+        for message in recent:
+            connection.publish(
+                message.topic, message.payload, message.qos, message.retain, self._properties
+            )
+        if recent:
+            self.replayed += len(recent)
+            log.info(
+                "device %s: resent %d recently acknowledged messages", self.device_id, len(recent)
+            )
+
     def _on_publish(self, mid: int) -> None:
         with self._lock:
-            message_id = self._inflight.pop(mid, None)
-            if message_id is None:
+            message = self._inflight.pop(mid, None)
+            if message is None:
                 self._acked_early.add(mid)  # acked before publish() returned its mid to us
                 return
-        self._ack(message_id)
+        self._ack(message)
 
-    def _ack(self, message_id: int) -> None:
-        self.spool.ack(message_id)
+    def _ack(self, message: SpooledMessage) -> None:
+        if message.qos > 0 and self.replay_s > 0:
+            now = time.monotonic()
+            with self._lock:
+                while self._replay and self._replay[0][0] < now - self.replay_s:
+                    self._replay.popleft()
+                self._replay.append((now, message))
+        self.spool.ack(message.id)
         self.delivered["message"] += 1
         if len(self._inflight) < self.max_unacked // 2:
             self._mark()
@@ -176,9 +210,9 @@ class Publisher:
                 sent += 1
                 if mid in self._acked_early:
                     self._acked_early.discard(mid)
-                    self._ack(row.id)
+                    self._ack(row)
                 else:
-                    self._inflight[mid] = row.id
+                    self._inflight[mid] = row
             if len(rows) == budget:
                 self._mark()
             return sent
