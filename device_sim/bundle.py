@@ -15,8 +15,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from device_sim.atomic import atomic_write
 from device_sim.errors import BundleError
 from tinyfleet import __version__
 
@@ -159,29 +158,18 @@ def check_tflite_bytes(data: bytes, origin: str) -> None:
         )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples so the manifest is plain JSON."""
+def jsonable(value: Any) -> Any:
+    """Plain JSON values from numpy scalars/arrays, tuples and paths; NaN/Inf become null."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
@@ -229,24 +217,24 @@ def write_bundle(
         version=version or default_version(created, digest),
         input=input,
         output=output,
-        feature_config=_jsonable(dict(feature_config)),
-        head=_jsonable(dict(head)),
-        metrics=_jsonable(dict(metrics or {})),
-        sizes=_jsonable(all_sizes),
-        sparsity=_jsonable(dict(sparsity or {})),
-        provenance=_jsonable(prov),
-        extra=_jsonable(dict(extra or {})),
+        feature_config=jsonable(dict(feature_config)),
+        head=jsonable(dict(head)),
+        metrics=jsonable(dict(metrics or {})),
+        sizes=jsonable(all_sizes),
+        sparsity=jsonable(dict(sparsity or {})),
+        provenance=jsonable(prov),
+        extra=jsonable(dict(extra or {})),
         model_sha256=digest,
     )
-    _atomic_write(directory / MODEL_FILE, model_bytes)
+    atomic_write(directory / MODEL_FILE, model_bytes)
     save_manifest(bundle)
     return bundle
 
 
 def save_manifest(bundle: Bundle) -> None:
     """(Re)write ``bundle.json``, e.g. after the firmware stage measured the arena size."""
-    text = json.dumps(_jsonable(bundle.to_manifest()), indent=2, sort_keys=False, allow_nan=False)
-    _atomic_write(bundle.manifest_path, (text + "\n").encode())
+    text = json.dumps(jsonable(bundle.to_manifest()), indent=2, sort_keys=False, allow_nan=False)
+    atomic_write(bundle.manifest_path, (text + "\n").encode())
 
 
 def update_bundle(bundle: Bundle, **changes: Any) -> Bundle:
@@ -255,7 +243,7 @@ def update_bundle(bundle: Bundle, **changes: Any) -> Bundle:
     for key, value in changes.items():
         current = getattr(updated, key)
         if isinstance(current, dict) and isinstance(value, Mapping):
-            value = {**current, **_jsonable(dict(value))}
+            value = {**current, **jsonable(dict(value))}
         updated = dataclasses.replace(updated, **{key: value})
     save_manifest(updated)
     return updated

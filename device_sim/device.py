@@ -275,8 +275,7 @@ class Device:
             window_end_ms = int(time.time() * 1000)
         window_ms = round(pipeline.window_samples / pipeline.sample_rate * 1000)
         timing = WindowTiming()
-        check = getattr(pipeline.runtime, "check_window", None)
-        reason = check(window) if check is not None else None
+        reason = pipeline.runtime.check_window(window)
         fields: dict[str, Any] = {}
         event = None
         if reason is None:
@@ -289,9 +288,7 @@ class Device:
             timing.features = (after_features - started) * 1000
             timing.invoke = (after_invoke - after_features) * 1000
         else:
-            invalid_result = getattr(pipeline.runtime, "invalid_result", None)
-            if invalid_result is not None:
-                fields = dict(invalid_result(reason).fields)
+            fields = dict(pipeline.runtime.invalid_result(reason).fields)
         # Task runtimes may state validity themselves (e.g. non-finite features after the front
         # end); the envelope carries it, so it is not repeated among the task's fields.
         valid = bool(fields.pop("valid", reason is None)) and reason is None

@@ -106,6 +106,9 @@ class Int8Model:
             raise BundleError(
                 f"input shape {tuple(quantized.shape)} does not match the model's {expected}"
             )
+        return self._invoke(quantized)
+
+    def _invoke(self, quantized: np.ndarray) -> np.ndarray:
         self._interpreter.set_tensor(
             self._input_index, quantized.astype(self.input_spec.dtype, copy=False)
         )
@@ -122,7 +125,8 @@ class Int8Model:
                 "front-end config and the model disagree"
             )
         quantized = self.input_spec.quantize(features[np.newaxis])
-        return self.output_spec.dequantize(self.invoke_quantized(quantized))[0]
+        # the shape was checked above; invoke_quantized would check it again on the hot path
+        return self.output_spec.dequantize(self._invoke(quantized))[0]
 
     def predict_batch(self, features: np.ndarray) -> np.ndarray:
         """Run ``predict`` over the first axis (the interpreter is compiled for batch 1)."""

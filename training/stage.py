@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from device_sim.bundle import jsonable
 from device_sim.errors import BundleError
 from device_sim.features import FeatureConfig, feature_config_from_dict
 
@@ -86,7 +87,7 @@ class TrainedModel:
             "extra": self.extra,
         }
         (directory / TRAINED_FILE).write_text(
-            json.dumps(manifest, indent=2, default=_to_json) + "\n"
+            json.dumps(jsonable(manifest), indent=2, allow_nan=False) + "\n"
         )
         return directory
 
@@ -119,13 +120,3 @@ class TrainedModel:
             provenance=manifest.get("provenance", {}),
             extra=manifest.get("extra", {}),
         )
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in {TRAINED_FILE}")

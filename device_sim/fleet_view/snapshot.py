@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from device_sim.atomic import atomic_write
 
 MAX_EVENTS = 50
 _ENVELOPE = {
@@ -144,14 +144,4 @@ def render_fleet_html(state: FleetState, refresh_seconds: int = 5) -> str:
 
 def write_fleet_html(path: str | Path, state: FleetState, refresh_seconds: int = 5) -> Path:
     """Write the snapshot atomically (a browser reloading mid-write never sees half a page)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render_fleet_html(state, refresh_seconds))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, render_fleet_html(state, refresh_seconds).encode("utf-8"))

@@ -35,10 +35,10 @@ import os
 import re
 import secrets
 import signal
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from device_sim.atomic import atomic_write
 from device_sim.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -112,19 +112,7 @@ def check_name(name: str, what: str = "device id") -> str:
 
 def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Atomically write ``path`` readable by its owner only (keys, password hashes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-# --- passwords -------------------------------------------------------------------------------
+    atomic_write(path, data, mode=mode)
 
 
 def hash_password(password: str, *, salt: bytes | None = None, rounds: int = PBKDF2_ROUNDS) -> str:

@@ -5,6 +5,8 @@ Each task module (``device_sim/tasks/kws.py`` …) defines a ``TaskRuntime`` cla
     class TaskRuntime:
         hop_samples: int                      # raw samples between two windows
         def __init__(self, bundle: Bundle): ...
+        def check_window(self, window: np.ndarray) -> str | None    # before the front end
+        def invalid_result(self, reason: str) -> TaskResult         # instead of inferring
         def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult
 
 ``output`` is the dequantized model output of one window (no batch axis).
@@ -38,6 +40,14 @@ class TaskResult:
 
 class TaskRuntime(Protocol):
     hop_samples: int
+
+    def check_window(self, window: np.ndarray) -> str | None:
+        """Why a raw window (NaN/Inf, clipped, missing inputs …) must not be inferred, or None."""
+        ...
+
+    def invalid_result(self, reason: str) -> TaskResult:
+        """What to publish for a window that was not inferred (``valid: false`` and the reason)."""
+        ...
 
     def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult: ...
 
