@@ -8,7 +8,9 @@
     tinyfleet/<device>/<task>/model           retained identity of the model the device runs
     tinyfleet/<device>/rollout/...            commands to the device (model rollout, ops engineer)
 
-Device ids and task names are single topic levels: no ``/``, ``+``, ``#`` and no leading ``$``.
+Device ids, task names, user names and shared-subscription groups all pass one check,
+:func:`check_id`: they become topic levels, mosquitto user names, ACL lines and password-file lines,
+so a character that means something in any of those (``/ + # % : $``, spaces, newlines) is refused.
 """
 
 from __future__ import annotations
@@ -25,15 +27,25 @@ ALL_PREDICTIONS = f"{PREFIX}/+/+/prediction"
 ALL_EVENTS = f"{PREFIX}/+/+/event"
 ALL_STATUS = f"{PREFIX}/+/status"
 MAX_ID_LENGTH = 64
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# fullmatch, never ``^...$``: ``$`` also matches before a trailing newline ("dev-x\n"), which
+# split lines in the broker's passwd and acl files (issue #20, row 2).
+_ID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_ID_LENGTH - 1}}}")
+
+
+def is_valid_id(value: object) -> bool:
+    """True when ``value`` passes :func:`check_id` (for hot paths that count instead of raising)."""
+    return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
 
 
 def check_id(value: str, what: str = "device id") -> str:
-    """Return ``value`` if it can be one topic level; otherwise say what is allowed."""
-    if not value or len(value) > MAX_ID_LENGTH or not _ID_PATTERN.match(value):
+    """Return ``value`` if it is a valid id or name; otherwise a ConfigError saying what is allowed.
+
+    The one check for every id and name: topic levels, mosquitto users, ACL and password entries.
+    """
+    if not is_valid_id(value):
         raise ConfigError(
-            f"{what} {value!r} cannot be an MQTT topic level: use 1-{MAX_ID_LENGTH} characters "
-            "from A-Z a-z 0-9 _ . : - (no '/', '+', '#' or spaces)"
+            f"{what} {value!r} is not allowed: use 1-{MAX_ID_LENGTH} letters, digits, '_', '.' or "
+            "'-', starting with a letter or digit (no '/', '+', '#', '%', ':', spaces or newlines)"
         )
     return value
 
