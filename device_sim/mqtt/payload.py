@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from device_sim.errors import TinyfleetError
+from device_sim.mqtt import topics
 
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
@@ -39,8 +41,21 @@ ENVELOPE_KEYS = (
 EVENT_ENVELOPE_KEYS = ("schema", "device", "task", "model", "ts", "ts_ms", "seq", "event")
 
 
+INT64_MAX = 2**63 - 1  # SQLite (and PostgreSQL BIGINT) integers; a larger seq or time is refused
+# A JSON \uD800-\uDFFF escape: only then can a decoded string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89abAB]", re.ASCII)
+
+
 class PayloadError(TinyfleetError):
     """A received message is not a valid tinyfleet payload (malformed, oversize, wrong schema)."""
+
+
+class IdentityError(PayloadError):
+    """The body's ``device``/``task`` disagree with the topic it arrived on.
+
+    The topic is what the broker's ACL authenticated (a device may publish under
+    ``tinyfleet/<its id>/`` only); the body is whatever the sender wrote, so it is not trusted.
+    """
 
 
 @dataclass(frozen=True)
@@ -180,15 +195,49 @@ def encode_event(
     return _dumps(message)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise PayloadError(f"payload is not valid JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise PayloadError(f"payload number {text[:40]} does not fit a 64-bit float")
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    """Every string encodes as UTF-8 (a lone surrogate from a ``\\ud800`` escape does not)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise PayloadError(f"payload holds a string that is not valid Unicode: {exc}") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
 def _load(data: bytes | str) -> dict[str, Any]:
     if len(data) > MAX_PAYLOAD_BYTES:
         raise PayloadError(
             f"payload of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
         )
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     try:
-        message = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"payload is not valid JSON: {exc}") from exc
+        # UTF-8 only (json.loads would also take UTF-16/32 bytes, which the store cannot keep as
+        # text), and strict JSON: no NaN/Infinity, no 1e999 (devices never send them).
+        message = json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError(f"payload is not valid JSON (strict, UTF-8): {exc}") from exc
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_strings(message)
     if not isinstance(message, dict):
         raise PayloadError(f"payload must be a JSON object, got {type(message).__name__}")
     schema = message.get("schema")
@@ -207,11 +256,35 @@ def _require(message: Mapping[str, Any], key: str, kind: type | tuple[type, ...]
     # bool is an int in Python; a seq of true is still wrong
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise PayloadError(f"payload field {key!r} has the wrong type ({type(value).__name__})")
+    if kind is int and not 0 <= value <= INT64_MAX:
+        raise PayloadError(f"payload field {key!r} is out of range (0 to 2**63-1): {value}")
     return value
 
 
-def parse_prediction(data: bytes | str) -> Prediction:
-    """Validate and parse a prediction message; raise :class:`PayloadError` saying what is wrong."""
+def _timing(value: Any) -> dict[str, float]:
+    """``timing_ms`` as finite floats; anything else there is dropped (it is informative only)."""
+    if not isinstance(value, dict):
+        raise PayloadError("payload field 'timing_ms' must be an object")
+    timing = {}
+    for key, number in value.items():
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            try:
+                number = float(number)
+            except OverflowError:
+                continue
+            if math.isfinite(number):
+                timing[key] = number
+    return timing
+
+
+def parse_prediction(data: bytes | str, topic: str | None = None) -> Prediction:
+    """Validate and parse a prediction message; raise :class:`PayloadError` saying what is wrong.
+
+    With ``topic`` (what the message arrived on), the body's ``device`` and ``task`` must equal
+    the topic's levels, or :class:`IdentityError`: identity comes from the topic, which the
+    broker's ACL authenticated. Integers must fit a signed 64-bit column and be >= 0; strings must
+    be valid Unicode; the JSON must be strict UTF-8 (what the store can keep).
+    """
     message = _load(data)
     model = _require(message, "model", dict)
     for key in ("name", "version", "sha256"):
@@ -219,30 +292,55 @@ def parse_prediction(data: bytes | str) -> Prediction:
             raise PayloadError(f"payload field model.{key} is missing or not a string")
     window = _require(message, "window", dict)
     for key in ("start_ms", "end_ms"):
-        if not isinstance(window.get(key), int) or isinstance(window.get(key), bool):
-            raise PayloadError(f"payload field window.{key} is missing or not an integer")
-    seq = _require(message, "seq", int)
-    if seq < 0:
-        raise PayloadError(f"payload field 'seq' is negative ({seq})")
-    timing = message.get("timing_ms", {})
-    if not isinstance(timing, dict):
-        raise PayloadError("payload field 'timing_ms' must be an object")
+        _require(window, key, int)
+    device = _require(message, "device", str)
+    task = _require(message, "task", str)
+    if topic is not None:
+        valid_ids = topics.is_valid_id(device) and topics.is_valid_id(task)
+        if not valid_ids or topic != topics.prediction_topic(device, task):
+            raise IdentityError(
+                f"payload claims device {device!r} task {task!r} but arrived on {topic!r}"
+            )
     reason = message.get("reason")
     return Prediction(
         schema=message["schema"],
-        device=_require(message, "device", str),
-        task=_require(message, "task", str),
+        device=device,
+        task=task,
         model={k: model[k] for k in ("name", "version", "sha256")},
         ts=_require(message, "ts", str),
         ts_ms=_require(message, "ts_ms", int),
-        seq=seq,
+        seq=_require(message, "seq", int),
         window_start_ms=window["start_ms"],
         window_end_ms=window["end_ms"],
         valid=_require(message, "valid", bool),
         fields={k: v for k, v in message.items() if k not in ENVELOPE_KEYS},
-        timing_ms={k: float(v) for k, v in timing.items() if isinstance(v, (int, float))},
+        timing_ms=_timing(message.get("timing_ms", {})),
         reason=reason if isinstance(reason, str) else None,
     )
+
+
+@dataclass(frozen=True)
+class Received:
+    """One prediction as it arrived: topic, parsed body, raw bytes, receipt time (epoch ms).
+
+    What the store writes. Its identity is the topic's: :func:`receive_prediction` refuses a body
+    that disagrees, and the store checks ``identity_ok`` again before writing a row.
+    """
+
+    topic: str
+    prediction: Prediction
+    payload: bytes
+    received_ms: int
+
+    @property
+    def identity_ok(self) -> bool:
+        p = self.prediction
+        return self.topic == topics.prediction_topic(p.device, p.task)
+
+
+def receive_prediction(topic: str, payload: bytes, received_ms: int) -> Received:
+    """Parse ``payload`` received on ``topic``; PayloadError / IdentityError if it must be dropped."""
+    return Received(topic, parse_prediction(payload, topic), bytes(payload), received_ms)
 
 
 def parse_event(data: bytes | str) -> dict[str, Any]:

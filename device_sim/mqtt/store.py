@@ -9,11 +9,16 @@ messages per second on an SD card.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from device_sim.mqtt.payload import Prediction
+from device_sim.mqtt.payload import Received
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -33,8 +38,24 @@ CREATE TABLE IF NOT EXISTS predictions (
 """
 
 
+@dataclass
+class BatchResult:
+    """What one :meth:`PredictionStore.insert_batch` did with its rows (counts)."""
+
+    inserted: int = 0
+    duplicates: int = 0  # (device, task, seq) already stored
+    refused: int = 0  # body/topic disagree, or SQLite would not take the row (logged)
+
+
 class PredictionStore:
-    """Append-only, deduplicating store; safe to reopen (rows from earlier runs count as seen)."""
+    """Append-only, deduplicating store; safe to reopen (rows from earlier runs count as seen).
+
+    Rows arrive as :class:`~device_sim.mqtt.payload.Received` (topic + parsed body). A row is
+    written only when the body's device/task equal its topic, which the broker authenticated, so
+    one device can never store rows as another device nor make another device's real rows look
+    like duplicates. Each batch is one transaction that commits or rolls back as a whole; a row
+    SQLite refuses is logged, counted (``refused``) and skipped, and the next batch starts clean.
+    """
 
     def __init__(
         self, path: str | Path, commit_every: int = 500, commit_interval_s: float = 0.5
@@ -48,44 +69,92 @@ class PredictionStore:
         self._conn.executescript(_SCHEMA)
         self.commit_every = commit_every
         self.commit_interval_s = commit_interval_s
-        self._pending = 0
+        self._pending: list[Received] = []
         self._last_commit = time.monotonic()
         self.inserted = 0
+        self.duplicates = 0
+        self.refused = 0
 
-    def add(self, prediction: Prediction, payload: bytes, received_ms: int) -> bool:
-        """Store one prediction; False if (device, task, seq) was already stored."""
-        if self._pending == 0:
-            self._conn.execute("BEGIN")
-        cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                prediction.device,
-                prediction.task,
-                prediction.seq,
-                prediction.ts_ms,
-                prediction.window_start_ms,
-                prediction.window_end_ms,
-                received_ms,
-                int(prediction.valid),
-                prediction.model["version"],
-                prediction.model["sha256"],
-                payload.decode(),
-            ),
-        )
-        self._pending += 1
+    def add(self, received: Received) -> None:
+        """Queue one prediction; written with the batch (``commit_every`` rows or
+        ``commit_interval_s`` seconds, whichever comes first; :meth:`commit` forces it)."""
+        self._pending.append(received)
         if (
-            self._pending >= self.commit_every
+            len(self._pending) >= self.commit_every
             or time.monotonic() - self._last_commit >= self.commit_interval_s
         ):
             self.commit()
-        new = cursor.rowcount == 1
-        self.inserted += new
-        return new
+
+    def insert_batch(self, rows: Sequence[Received]) -> BatchResult:
+        """Write ``rows`` in one transaction: all of them that SQLite takes, or none on failure."""
+        result = BatchResult()
+        if not rows:
+            return result
+        self._conn.execute("BEGIN")
+        try:
+            for received in rows:
+                outcome = self._insert(received)
+                if outcome is None:
+                    result.refused += 1
+                elif outcome:
+                    result.inserted += 1
+                else:
+                    result.duplicates += 1
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self.inserted += result.inserted
+        self.duplicates += result.duplicates
+        self.refused += result.refused
+        return result
+
+    def _insert(self, received: Received) -> bool | None:
+        """True: stored; False: a duplicate; None: refused (logged)."""
+        p = received.prediction
+        if not received.identity_ok:
+            log.warning(
+                "store refused a row: body says %r/%r but it arrived on %r",
+                p.device,
+                p.task,
+                received.topic,
+            )
+            return None
+        try:
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    p.device,
+                    p.task,
+                    p.seq,
+                    p.ts_ms,
+                    p.window_start_ms,
+                    p.window_end_ms,
+                    received.received_ms,
+                    int(p.valid),
+                    p.model["version"],
+                    p.model["sha256"],
+                    received.payload.decode(),
+                ),
+            )
+        except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError) as exc:
+            return self._refuse(received, exc)
+        except (OverflowError, UnicodeError, ValueError) as exc:  # raised while binding
+            return self._refuse(received, exc)
+        if not self._conn.in_transaction:  # SQLite gave the whole transaction up
+            raise sqlite3.OperationalError("SQLite rolled the batch back")
+        return cursor.rowcount == 1
+
+    def _refuse(self, received: Received, exc: Exception) -> None:
+        p = received.prediction
+        log.warning("store refused %s/%s seq %r: %s", p.device, p.task, p.seq, exc)
+        return None
 
     def commit(self) -> None:
-        if self._pending:
-            self._conn.execute("COMMIT")
-            self._pending = 0
+        """Write what :meth:`add` queued."""
+        pending, self._pending = self._pending, []
+        self.insert_batch(pending)
         self._last_commit = time.monotonic()
 
     def keys(self) -> set[tuple[str, str, int]]:

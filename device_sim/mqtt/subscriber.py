@@ -9,8 +9,11 @@
       for p in iter_predictions("mqtt://127.0.0.1:1883", timeout=10):
           print(p.device, p.task, p.seq, p.fields)
 
-Malformed messages are counted, logged (rate-limited) and skipped: one broken device must not stop
-a dashboard. With a ``client_id`` the session is persistent (the broker queues QoS 1 predictions
+Identity comes from the topic, which the broker's ACL authenticated (``tinyfleet/<device>/<task>/
+prediction``): a body whose ``device``/``task`` disagree is counted (``identity_mismatch``) and
+dropped, and all per-device state is keyed by the topic, so one account can only ever create
+state for its own device id, at most ``max_tasks_per_device`` trackers of it. Malformed messages
+are counted, logged (rate-limited) and skipped: one broken device must not stop a dashboard. With a ``client_id`` the session is persistent (the broker queues QoS 1 predictions
 while the subscriber is away); without one it is clean.
 """
 
@@ -31,13 +34,17 @@ import paho.mqtt.client as mqtt
 from device_sim.errors import ConfigError
 from device_sim.mqtt import topics
 from device_sim.mqtt.client import Connection, Credentials, NetworkLoop, parse_broker_url
-from device_sim.mqtt.payload import PayloadError, Prediction, parse_prediction
+from device_sim.mqtt.payload import IdentityError, PayloadError, Prediction, receive_prediction
 from device_sim.mqtt.store import PredictionStore
 
 log = logging.getLogger(__name__)
 
 LABEL_FIELDS = ("label", "band", "alarm", "anomaly")  # what "last label" shows, first found
 MAX_OUT_OF_ORDER = 100_000  # a gap this old is given up on, so memory stays bounded
+# Bounds on per-device state (~2 KB per device): a fleet larger than MAX_DEVICES needs a larger
+# limit or several subscribers (--share); beyond it new devices are counted as over_limit.
+MAX_DEVICES = 100_000
+MAX_TASKS_PER_DEVICE = 16  # a device runs a few micromodels, not thousands
 
 
 class SeqTracker:
@@ -142,6 +149,8 @@ class Subscriber:
         store: PredictionStore | None = None,
         on_prediction: PredictionCallback | None = None,
         keep_latencies: bool = False,
+        max_devices: int = MAX_DEVICES,
+        max_tasks_per_device: int = MAX_TASKS_PER_DEVICE,
     ) -> None:
         address = parse_broker_url(broker_url)
         self.topic_filter = topics.shared(share, topic_filter) if share else topic_filter
@@ -152,6 +161,10 @@ class Subscriber:
         self.unique = 0
         self.duplicates = 0
         self.malformed = 0
+        self.identity_mismatch = 0  # body's device/task disagree with the topic: dropped
+        self.over_limit = 0  # a new device or task beyond max_devices / max_tasks_per_device
+        self.max_devices = max_devices
+        self.max_tasks_per_device = max_tasks_per_device
         self.all_latencies_ms: list[float] | None = [] if keep_latencies else None
         self.loop = NetworkLoop()
         persistent = client_id is not None
@@ -177,28 +190,37 @@ class Subscriber:
                 "in the group will get every message (run mosquitto >= 1.6)"
             )
 
+    def _log_dropped(self, what: str, count: int, topic: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_malformed_log > 5 or count <= 3:
+            self._last_malformed_log = now
+            log.warning("skipped a %s message on %r (%d so far): %s", what, topic, count, exc)
+
     def _on_message(self, message: mqtt.MQTTMessage) -> None:
         received_ms = int(time.time() * 1000)
         self.received += 1
         try:
-            prediction = parse_prediction(message.payload)
+            received = receive_prediction(message.topic, message.payload, received_ms)
+        except IdentityError as exc:
+            self.identity_mismatch += 1
+            self._log_dropped("spoofed", self.identity_mismatch, message.topic, exc)
+            return
         except PayloadError as exc:
             self.malformed += 1
-            now = time.monotonic()
-            if now - self._last_malformed_log > 5 or self.malformed <= 3:
-                self._last_malformed_log = now
-                log.warning(
-                    "skipped a malformed message on %s (%d so far): %s",
-                    message.topic,
-                    self.malformed,
-                    exc,
-                )
+            self._log_dropped("malformed", self.malformed, message.topic, exc)
             return
+        prediction = received.prediction  # device and task equal the topic's levels
         stats = self.stats.get(prediction.device)
         if stats is None:
+            if len(self.stats) >= self.max_devices:
+                self._over_limit(f"more than {self.max_devices} devices", message.topic)
+                return
             stats = self.stats[prediction.device] = DeviceStats()
         tracker = stats.trackers.get(prediction.task)
         if tracker is None:
+            if len(stats.trackers) >= self.max_tasks_per_device:
+                self._over_limit(f"more than {self.max_tasks_per_device} tasks", message.topic)
+                return
             tracker = stats.trackers[prediction.task] = SeqTracker()
         if not tracker.add(prediction.seq):
             stats.duplicates += 1
@@ -217,9 +239,20 @@ class Subscriber:
         if self.all_latencies_ms is not None:
             self.all_latencies_ms.append(latency)
         if self.store is not None:
-            self.store.add(prediction, message.payload, received_ms)
+            self.store.add(received)
         if self.on_prediction is not None:
             self.on_prediction(prediction, message.payload, received_ms)
+
+    def _over_limit(self, what: str, topic: str) -> None:
+        self.over_limit += 1
+        if self.over_limit <= 3 or self.over_limit % 1000 == 0:
+            log.error(
+                "dropped a prediction on %r (%d so far): %s; raise the limit or split the fleet "
+                "across subscribers (--share)",
+                topic,
+                self.over_limit,
+                what,
+            )
 
     @property
     def connected(self) -> bool:
@@ -308,6 +341,8 @@ class Subscriber:
             "duplicates": self.duplicates,
             "missing": self.missing(),
             "malformed": self.malformed,
+            "identity_mismatch": self.identity_mismatch,
+            "over_limit": self.over_limit,
             "devices": devices,
         }
 
