@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import signal
 import socket
 import sys
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 DEFAULT_STATE_DIR = Path(".tinyfleet-state")
+PASSWORD_ENV = "TINYFLEET_MQTT_PASSWORD"
+# What must not reach a terminal from a message: C0/C1 controls (escape sequences, bell), DEL,
+# bidi overrides/isolates (text that displays reversed) and lone surrogates (unprintable).
+_UNSAFE_FOR_TERMINAL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -36,15 +44,58 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--username", help="MQTT user name ('{device}' is replaced by each device id)"
     )
-    parser.add_argument("--password", help="MQTT password ('{device}' is replaced likewise)")
+    parser.add_argument(
+        "--password",
+        help="MQTT password ('{device}' is replaced likewise); visible to other users in `ps`: "
+        f"prefer --password-file or ${PASSWORD_ENV}",
+    )
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        help=f"read the MQTT password from this file (first line; default: ${PASSWORD_ENV})",
+    )
     parser.add_argument("--tls", action="store_true", help="use TLS (implied by mqtts:// or --ca)")
     parser.add_argument("--ca", type=Path, help="CA certificate that signed the broker's")
+
+
+def mqtt_password(args: argparse.Namespace) -> str | None:
+    """The MQTT password from --password, else --password-file, else $TINYFLEET_MQTT_PASSWORD.
+
+    A password on the command line is readable by every local user (/proc/PID/cmdline), so every
+    command that connects also takes it from a file or the environment.
+    """
+    if args.password is not None:
+        log.warning(
+            "--password is visible to other local users; use --password-file or $%s", PASSWORD_ENV
+        )
+        return args.password
+    if args.password_file is not None:
+        try:
+            lines = Path(args.password_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read --password-file {args.password_file}: {exc}") from exc
+        if not lines or not lines[0]:
+            raise ConfigError(f"--password-file {args.password_file} is empty")
+        if Path(args.password_file).stat().st_mode & 0o077:
+            log.warning("%s is readable by other users: chmod 600 it", args.password_file)
+        return lines[0]
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def _credentials(args: argparse.Namespace):
     from device_sim.mqtt.client import Credentials
 
-    return Credentials(args.username, args.password, args.ca, args.tls).check()
+    return Credentials(args.username, mqtt_password(args), args.ca, args.tls).check()
+
+
+def terminal_safe(value: Any) -> str:
+    """``str(value)`` with control characters shown as escapes (``\\x1b``), never sent raw."""
+    text = str(value)
+    if _UNSAFE_FOR_TERMINAL.search(text) is None:
+        return text
+    return _UNSAFE_FOR_TERMINAL.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text
+    )
 
 
 # -- broker -------------------------------------------------------------------------------------
@@ -238,14 +289,15 @@ def _table(subscriber, started: float) -> str:
     for device, figures in summary["devices"].items():
         latency = figures["latency_ms_median"]
         lines.append(
-            f"{device:<16} {figures['received']:>7} {figures['rate_per_s']:>7.2f} "
+            f"{terminal_safe(device):<16} {figures['received']:>7} {figures['rate_per_s']:>7.2f} "
             f"{'-' if latency is None else f'{latency:.0f}':>10} {figures['missing']:>5} "
-            f"{figures['duplicates']:>5}  {figures['last']}"
+            f"{figures['duplicates']:>5}  {terminal_safe(figures['last'])}"
         )
     lines.append(
         f"{time.monotonic() - started:.0f} s: {summary['predictions']} predictions, "
         f"{summary['duplicates']} duplicates, {summary['missing']} missing, "
-        f"{summary['malformed']} malformed"
+        f"{summary['malformed']} malformed, {summary['identity_mismatch']} spoofed "
+        "(body disagrees with topic)"
     )
     return "\n".join(lines)
 
@@ -255,7 +307,10 @@ def run_subscribe(args: argparse.Namespace) -> int:
     from device_sim.mqtt.subscriber import Subscriber
 
     def print_line(prediction, payload: bytes, received_ms: int) -> None:
-        sys.stdout.write(payload.decode() + "\n")
+        text = payload.decode()
+        if _UNSAFE_FOR_TERMINAL.search(text):  # strict JSON allows raw C1 and bidi characters
+            text = json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":"))
+        sys.stdout.write(text + "\n")
 
     store = PredictionStore(args.store) if args.store else None
     subscriber = Subscriber(

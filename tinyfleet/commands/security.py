@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +72,14 @@ def _devices(text: str) -> list[str]:
 def run_rollout(args: argparse.Namespace) -> int:
     from device_sim.mqtt.client import Credentials
     from device_sim.mqtt.rollout import load_key, publish_rollout
+    from tinyfleet.commands.fleet import mqtt_password
 
     key = load_key(args.key) if args.key else None
     credentials = Credentials(
-        username=args.username, password=args.password, ca_file=args.ca, tls=args.ca is not None
+        username=args.username,
+        password=mqtt_password(args),
+        ca_file=args.ca,
+        tls=args.ca is not None,
     )
     result = publish_rollout(
         args.broker,
@@ -158,9 +161,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rollout.add_argument("--key", type=Path, help="HMAC key file shared with the devices")
     rollout.add_argument("--username", help="operator user of a secure broker")
     rollout.add_argument(
-        "--password",
-        default=os.environ.get("TINYFLEET_MQTT_PASSWORD"),
-        help="its password (default: $TINYFLEET_MQTT_PASSWORD, which `ps` does not show)",
+        "--password", help="its password (visible in `ps`: prefer --password-file)"
+    )
+    rollout.add_argument(
+        "--password-file",
+        type=Path,
+        help="read the password from this file (default: $TINYFLEET_MQTT_PASSWORD)",
     )
     rollout.add_argument("--ca", type=Path, help="CA certificate of a TLS broker (ca.crt)")
     rollout.add_argument(
