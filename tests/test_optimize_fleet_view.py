@@ -127,3 +127,36 @@ def test_fleet_snapshot_file_holds_the_last_prediction_escaped(tmp_path):
     assert "score 7.500 / threshold 4.200" in page and "ALARM" in page
     assert "vibration-ae&lt;b&gt;" in page and "vibration-ae<b>" not in page
     assert state.messages == 3
+
+
+def test_fleet_view_survives_messages_of_any_json_shape(publisher):
+    """Issue #20 row 6: one retained hostile message must not freeze the page for every device."""
+    from device_sim.fleet_view import FleetView
+
+    broker, client = publisher
+    hostile = {
+        "tinyfleet/evil/x/model": {"name": {"toString": 0}, "version": {"valueOf": 1}},
+        "tinyfleet/evil/y/prediction": {"valid": True, "label": {"toString": 0}, "seq": {}},
+        "tinyfleet/evil/z/prediction": None,
+        "tinyfleet/evil/w/event": {"event": {"type": "keyword", "label": {"toString": 0}}},
+        "tinyfleet/evil/aq/prediction": {"estimates": {"CO": None, "NO2": {"value": {}}}},
+    }
+    for topic, body in hostile.items():
+        client.publish(topic, json.dumps(body), qos=1, retain=True).wait_for_publish()
+    client.publish("tinyfleet/evil/v/prediction", b"[1, 2]", qos=1, retain=True).wait_for_publish()
+    with FleetView(broker.host, broker.port) as view, devtools_page(view.url) as page:
+        assert page.wait_for("document.getElementById('connection').textContent === 'connected'")
+        deadline = time.monotonic() + 20
+        seq = 0
+        while time.monotonic() < deadline and not page.evaluate(f"{ROW} !== null"):
+            client.publish("tinyfleet/press-7/vibration/prediction", _prediction(seq, 7.5, True))
+            seq += 1
+            time.sleep(0.2)
+        assert "score 7.500" in page.evaluate(f"{ROW}.innerText")  # the good device still shows
+        assert page.evaluate("document.querySelectorAll('tr[data-device=\"evil\"]').length") >= 1
+        before = page.evaluate("document.getElementById('message-count').textContent")
+        client.publish("tinyfleet/press-7/vibration/prediction", _prediction(seq, 1.0, False))
+        assert page.wait_for(
+            f"document.getElementById('message-count').textContent !== '{before}' && "
+            f"{ROW}.innerText.includes('score 1.000')"
+        )

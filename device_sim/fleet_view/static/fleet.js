@@ -3,7 +3,9 @@
 // The page is served by mosquitto itself (`http_dir` on its websockets listener), so it connects
 // back to the host it came from; `?broker=ws://host:port` overrides that (e.g. for file:// use).
 // Payloads come from devices and are untrusted: everything is written with textContent, never
-// innerHTML. Topics and payloads are documented in docs/mqtt.md.
+// innerHTML, and every value read from a message goes through text()/isObject() first, because a
+// message may hold any JSON shape ({"name": {"toString": 0}} breaks `${value}`; issue #20).
+// Topics and payloads are documented in docs/mqtt.md.
 "use strict";
 
 const TOPICS = [
@@ -35,43 +37,59 @@ function task(dev, name) {
   return dev.tasks.get(name);
 }
 
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+// Any JSON value as display text; never throws (JSON from JSON.parse has no cycles or BigInt).
+function text(value) {
+  if (typeof value === "string") return value;
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  try {
+    return JSON.stringify(value).slice(0, 160);
+  } catch (err) {
+    return "?";
+  }
+}
+
 function fixed(value, digits) {
-  return typeof value === "number" ? value.toFixed(digits) : String(value);
+  return typeof value === "number" ? value.toFixed(digits) : text(value);
 }
 
 // One line per task, in the user's words (what the device concluded, not the raw tensor).
 function summary(taskName, p) {
-  if (p.valid === false) return `invalid window: ${p.reason || "?"}`;
-  if (taskName === "kws" && p.label !== undefined) return `${p.label} (${fixed(p.score, 2)})`;
+  if (p.valid === false) return `invalid window: ${text(p.reason) || "?"}`;
+  if (taskName === "kws" && p.label !== undefined) return `${text(p.label)} (${fixed(p.score, 2)})`;
   if (taskName === "vibration" && p.anomaly_score !== undefined) {
     return `score ${fixed(p.anomaly_score, 3)} / threshold ${fixed(p.threshold, 3)}` +
       (p.anomaly ? " — anomalous window" : "");
   }
-  if (taskName === "air_quality" && p.estimates) {
-    const parts = Object.entries(p.estimates).map(
-      ([key, e]) => `${key} ${fixed(e.value, 2)} ${e.unit || ""}`.trim());
-    return parts.join(", ") + (p.band ? ` — band ${p.band}` : "");
+  if (taskName === "air_quality" && isObject(p.estimates)) {
+    const parts = Object.entries(p.estimates).map(([key, e]) => isObject(e)
+      ? `${key} ${fixed(e.value, 2)} ${text(e.unit)}`.trim() : `${key} ${text(e)}`);
+    return parts.join(", ") + (p.band ? ` — band ${text(p.band)}` : "");
   }
   const skip = new Set(["schema", "device", "task", "model", "ts", "ts_ms", "seq", "window",
     "valid", "reason", "timing_ms"]);
   const rest = Object.fromEntries(Object.entries(p).filter(([k]) => !skip.has(k)));
-  return JSON.stringify(rest).slice(0, 160);
+  return text(rest);
 }
 
 function eventText(msg) {
-  const e = msg.event || {};
-  if (e.type === "keyword") return `keyword "${e.label}" (${fixed(e.score, 2)})`;
+  const e = isObject(msg.event) ? msg.event : {};
+  if (e.type === "keyword") return `keyword "${text(e.label)}" (${fixed(e.score, 2)})`;
   if (e.type === "vibration_alarm") {
     const detail = [`score ${fixed(e.anomaly_score, 3)}`];
-    if (e.anomalous_windows) detail.push(e.anomalous_windows);
-    return `vibration alarm ${e.state} (${detail.join(", ")})`;
+    if (e.anomalous_windows) detail.push(text(e.anomalous_windows));
+    return `vibration alarm ${text(e.state)} (${detail.join(", ")})`;
   }
-  if (e.type === "band_changed") return `air-quality band ${e.from} → ${e.to}`;
-  return JSON.stringify(e).slice(0, 160);
+  if (e.type === "band_changed") return `air-quality band ${text(e.from)} → ${text(e.to)}`;
+  return text(e);
 }
 
 function isAlarm(taskName, msg) {
-  const e = msg.event || {};
+  const e = isObject(msg.event) ? msg.event : {};
   return e.type === "vibration_alarm" ? e.state === "raised" : false;
 }
 
@@ -79,30 +97,33 @@ function onMessage(topic, payload) {
   messageCount += 1;
   const parts = topic.split("/");
   if (parts[0] !== "tinyfleet") return;
-  const text = new TextDecoder().decode(payload);
+  const body = new TextDecoder().decode(payload);
   if (parts.length === 3 && parts[2] === "status") {
-    device(parts[1]).status = text.trim() || "unknown";
+    device(parts[1]).status = body.trim() || "unknown";
     return;
   }
   if (parts.length !== 4) return;
   const [, deviceId, taskName, kind] = parts;
   let msg;
   try {
-    msg = JSON.parse(text);
+    msg = JSON.parse(body);
   } catch (err) {
     return; // not a tinyfleet JSON payload: ignore rather than break the page
   }
+  if (!isObject(msg)) return; // every tinyfleet payload is a JSON object
   const t = task(device(deviceId), taskName);
   if (kind === "prediction") {
     t.last = msg;
     t.at = Date.now();
     if (typeof msg.alarm === "boolean") t.alarm = msg.alarm;
-    if (msg.model) t.model = msg.model;
+    if (isObject(msg.model)) t.model = msg.model;
   } else if (kind === "model") {
     t.model = msg;
   } else if (kind === "event") {
-    if (msg.event && msg.event.type === "vibration_alarm") t.alarm = msg.event.state === "raised";
-    events.unshift({ at: msg.ts || new Date().toISOString(), device: deviceId, task: taskName,
+    if (isObject(msg.event) && msg.event.type === "vibration_alarm") {
+      t.alarm = msg.event.state === "raised";
+    }
+    events.unshift({ at: text(msg.ts) || new Date().toISOString(), device: deviceId, task: taskName,
       text: eventText(msg), alarm: isAlarm(taskName, msg) });
     events.length = Math.min(events.length, MAX_EVENTS);
   }
@@ -116,28 +137,45 @@ function cell(row, text, className) {
   return td;
 }
 
+function byKey(a, b) {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+function row(deviceId, dev, taskName, t, now) {
+  const tr = document.createElement("tr");
+  tr.dataset.device = deviceId;
+  tr.dataset.task = taskName;
+  if (t && t.alarm) tr.classList.add("alarm");
+  if (dev.status === "offline") tr.classList.add("offline");
+  cell(tr, deviceId);
+  cell(tr, dev.status, `badge ${dev.status}`);
+  cell(tr, taskName);
+  const model = t && t.model ? `${text(t.model.name)} ${text(t.model.version)}`.trim() : "";
+  cell(tr, model);
+  cell(tr, t && t.last ? summary(taskName, t.last) : "", "prediction");
+  cell(tr, t && t.last ? text(t.last.seq) : "");
+  cell(tr, t && t.at ? `${Math.round((now - t.at) / 1000)} s` : "");
+  cell(tr, t && t.alarm ? "ALARM" : "", "alarm-state");
+  return tr;
+}
+
 function render() {
   const body = document.getElementById("device-rows");
   const rows = [];
   const now = Date.now();
-  for (const [deviceId, dev] of [...devices.entries()].sort()) {
-    const tasks = dev.tasks.size ? [...dev.tasks.entries()].sort() : [["—", null]];
+  for (const [deviceId, dev] of [...devices.entries()].sort(byKey)) {
+    const tasks = dev.tasks.size ? [...dev.tasks.entries()].sort(byKey) : [["—", null]];
     for (const [taskName, t] of tasks) {
-      const tr = document.createElement("tr");
-      tr.dataset.device = deviceId;
-      tr.dataset.task = taskName;
-      if (t && t.alarm) tr.classList.add("alarm");
-      if (dev.status === "offline") tr.classList.add("offline");
-      cell(tr, deviceId);
-      cell(tr, dev.status, `badge ${dev.status}`);
-      cell(tr, taskName);
-      const model = t && t.model ? `${t.model.name || ""} ${t.model.version || ""}`.trim() : "";
-      cell(tr, model);
-      cell(tr, t && t.last ? summary(taskName, t.last) : "", "prediction");
-      cell(tr, t && t.last ? String(t.last.seq) : "");
-      cell(tr, t && t.at ? `${Math.round((now - t.at) / 1000)} s` : "");
-      cell(tr, t && t.alarm ? "ALARM" : "", "alarm-state");
-      rows.push(tr);
+      try {
+        rows.push(row(deviceId, dev, taskName, t, now));
+      } catch (err) { // defence in depth: one unreadable row must not hide the others
+        const tr = document.createElement("tr");
+        tr.dataset.device = deviceId;
+        tr.dataset.task = taskName;
+        cell(tr, deviceId);
+        cell(tr, "unreadable message");
+        rows.push(tr);
+      }
     }
   }
   if (rows.length) body.replaceChildren(...rows);
