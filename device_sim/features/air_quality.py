@@ -128,6 +128,10 @@ class AirQualityWindowConfig(FeatureConfig):
     def build(self) -> AirQualityWindow:
         return AirQualityWindow(self)
 
+    def work_elements(self) -> int:
+        """One window's raw rows and features (the constants are a few per input)."""
+        return self.window_rows * (len(self.inputs) + self.features_per_row) + 8 * len(self.inputs)
+
 
 class AirQualityWindow:
     """The callable front end. Constants are attributes so the C port can emit them as tables."""

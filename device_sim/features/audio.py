@@ -126,6 +126,16 @@ class AudioFeatureConfig(FeatureConfig):
     def build(self) -> AudioFrontEnd:
         return AudioFrontEnd(self)
 
+    def work_elements(self) -> int:
+        """Mel matrix (built from two temporaries of its size), DCT, and one clip's frames,
+        spectra and mel energies (see :class:`AudioFrontEnd`)."""
+        fft_bins = self.fft_length // 2 + 1
+        constants = self.frame_samples + 3 * fft_bins * self.n_mels + self.n_mels**2
+        per_clip = self.window_samples + max(self.n_frames, 1) * (
+            self.frame_samples + 2 * fft_bins + self.n_mels
+        )
+        return constants + per_clip
+
 
 @register_feature_config
 @dataclass(frozen=True)

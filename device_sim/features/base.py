@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
 from device_sim.errors import BundleError
+
+# Bounds on what a bundle's feature config may make the loader allocate (issue #20): the largest
+# real front end (vibration, 4096-sample windows) needs ~0.3 M array elements; a config that asks
+# for 50x more is refused before anything is built, instead of exhausting a device's memory.
+MAX_FRONTEND_ELEMENTS = 2**24  # array elements (128 MiB as float64), constants + one window
+MAX_CONFIG_NUMBER = 2**24  # any single number in a feature config
+MAX_CONFIG_ITEMS = 4096  # any list in a feature config
 
 
 class FrontEnd(Protocol):
@@ -38,6 +46,11 @@ class FeatureConfig:
     def build(self) -> FrontEnd:
         raise NotImplementedError
 
+    def work_elements(self) -> int:
+        """Array elements :meth:`build` allocates plus one window's work arrays (an estimate
+        within a small factor), so a bundle's config can be bounded before anything is built."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
@@ -56,8 +69,38 @@ class FeatureConfig:
         for key, value in data.items():
             if key == "kind":
                 continue
+            _check_number_sizes(cls.kind, key, value)
             values[key] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
+
+
+def _check_number_sizes(kind: str, key: str, value: Any) -> None:
+    """Refuse a huge or non-finite number, or a huge list, before the config is even constructed."""
+    items = value if isinstance(value, list) else [value]
+    if len(items) > MAX_CONFIG_ITEMS:
+        raise BundleError(
+            f"feature config {kind!r} field {key!r} has {len(items)} items: more than a front end "
+            f"uses (limit {MAX_CONFIG_ITEMS}); the bundle is corrupt or hostile, rebuild it"
+        )
+    for item in items:
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if number and (not math.isfinite(item) or abs(item) > MAX_CONFIG_NUMBER):
+            raise BundleError(
+                f"feature config {kind!r} field {key!r} = {item!r} is outside what a front "
+                f"end can use (|x| <= {MAX_CONFIG_NUMBER}); the bundle is corrupt or "
+                "hostile, rebuild it"
+            )
+
+
+def check_frontend_size(config: FeatureConfig) -> FeatureConfig:
+    """BundleError when building ``config``'s front end would allocate too much (see the bounds)."""
+    elements = config.work_elements()
+    if not elements <= MAX_FRONTEND_ELEMENTS:
+        raise BundleError(
+            f"the bundle's {config.kind} front end would need about {elements:.3g} array elements "
+            f"(limit {MAX_FRONTEND_ELEMENTS}): the bundle is corrupt or hostile; rebuild it"
+        )
+    return config
 
 
 _REGISTRY: dict[str, type[FeatureConfig]] = {}
@@ -89,9 +132,10 @@ def feature_config_from_dict(data: Mapping[str, Any]) -> FeatureConfig:
             f"the bundle's feature config has unknown kind {kind!r}; known: {sorted(_KNOWN_MODULES)}"
         )
     try:
-        return _REGISTRY[kind].from_dict(data)
-    except TypeError as exc:
+        config = _REGISTRY[kind].from_dict(data)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BundleError(f"feature config of kind {kind!r} is malformed: {exc}") from exc
+    return check_frontend_size(config)
 
 
 def frontend_from_dict(data: Mapping[str, Any]) -> FrontEnd:

@@ -26,6 +26,7 @@ float32 out, and the FFT window, band matrix and high-pass mask are precomputed 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +176,17 @@ class VibrationFeatureConfig(FeatureConfig):
 
     def build(self) -> VibrationFrontEnd:
         return VibrationFrontEnd(self)
+
+    def work_elements(self) -> int:
+        """Band masks, the shaft-speed harmonic-sum table (candidates x FFT bins) and one
+        window's spectra (see :class:`VibrationFrontEnd`)."""
+        bins = self.window_samples // 2 + 1
+        candidates = 0
+        if self.orders:
+            low, high = self.speed_range_hz
+            candidates = math.ceil((high - low) / (self.sample_rate / self.window_samples / 4))
+        constants = bins * (self.n_bands + 3) + candidates * (bins + 8)
+        return constants + 4 * self.window_samples * self.axes
 
 
 def _hz(value: float) -> str:
