@@ -257,17 +257,22 @@ def test_a_row_sqlite_refuses_is_counted_and_skipped_and_the_batch_commits(tmp_p
 
 
 # -- row 4: the live table escapes control characters ---------------------------------------------
-def test_subscribe_table_does_not_pass_terminal_escapes_through(secure, capsys):
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_subscribe_output_does_not_pass_terminal_escapes_through(output, secure, capsys):
     broker, state_dir, users = secure
     dev_a = _login(secure, "dev-a")
     hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x9b31m\u202e"
+    raw_hostile = "\x9b31m\u202eevil"
     topic = topics.prediction_topic("dev-a", "kws")
     stop = threading.Event()
 
     def publish() -> None:
         seq = 0
         while not stop.is_set():
-            dev_a.publish(topic, _body("dev-a", seq, "kws", label=hostile), qos=1)
+            body = _body("dev-a", seq, "kws", label=hostile)
+            if output == "json":  # raw C1 and bidi characters are legal in strict JSON text
+                body = json.dumps({**json.loads(body), "label": raw_hostile}, ensure_ascii=False)
+            dev_a.publish(topic, body.encode() if isinstance(body, str) else body, qos=1)
             seq += 1
             time.sleep(0.1)
 
@@ -289,6 +294,7 @@ def test_subscribe_table_does_not_pass_terminal_escapes_through(secure, capsys):
                 "2",
                 "--duration",
                 "20",
+                *(["--json"] if output == "json" else []),
             ]
         )
     finally:
@@ -298,7 +304,10 @@ def test_subscribe_table_does_not_pass_terminal_escapes_through(secure, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "dev-a" in out
     assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
-    assert "\\x1b]52" in out  # shown, escaped
+    if output == "table":
+        assert "\\x1b]52" in out  # shown, escaped
+    else:  # still the same JSON, with \u escapes
+        assert json.loads(out.splitlines()[0])["label"] == raw_hostile
 
 
 # -- row 7: passwords never need the command line --------------------------------------------------
