@@ -65,6 +65,12 @@ MAX_BUNDLE_BYTES = 16 * 1024 * 1024  # a micromodel is KBs; anything near this i
 MIN_KEY_BYTES = 16
 CURRENT_LINK = "current"
 MAX_PENDING = 4  # rollouts being received at once; the oldest incomplete one is dropped
+MIN_CHUNK_BYTES = 256  # the sender's smallest chunk; smaller chunks are charged as this many bytes
+PENDING_TIMEOUT_S = (
+    600.0  # a rollout whose chunks stop arriving is refused as incomplete after this
+)
+MAX_VERSION_CHARS = 128  # a bundle version becomes a folder name
+RESERVED_NAMES = frozenset({CURRENT_LINK})  # folder names of <model_dir>/<task>/ not for versions
 KEY_FILE_ENV = "TINYFLEET_ROLLOUT_KEY_FILE"
 
 
@@ -142,7 +148,7 @@ class _Pending:
     started: float
     offer: dict[str, Any] | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
-    received_bytes: int = 0
+    charged_bytes: int = 0  # memory held, each chunk counted as at least MIN_CHUNK_BYTES
 
 
 def current_bundle_dir(model_dir: str | Path, task: str) -> Path | None:
@@ -241,26 +247,76 @@ class RolloutReceiver:
     def topic_filter(self) -> str:
         return topics.rollout_filter(self.device_id)
 
+    @property
+    def max_chunks(self) -> int:
+        """The most chunks one rollout may have (the sender's chunks are >= MIN_CHUNK_BYTES)."""
+        return -(-self.max_bundle_bytes // MIN_CHUNK_BYTES)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Memory held by rollouts still being received (bytes, small chunks charged as
+        MIN_CHUNK_BYTES); bounded by ``2 * max_bundle_bytes``."""
+        return sum(p.charged_bytes for p in self._pending.values())
+
     def handle(self, topic: str, payload: bytes) -> None:
-        """Take one message from the rollout topic tree (anything else is ignored)."""
+        """Take one message from the rollout topic tree (anything else is ignored).
+
+        Whatever goes wrong, the outcome is a report: an unexpected exception is refused as
+        ``internal_error`` (with its text) and the old model keeps running.
+        """
         parts = topic.split("/")
         # tinyfleet/<device>/rollout/<rid>/offer | tinyfleet/<device>/rollout/<rid>/chunk/<i>
         if len(parts) < 5 or parts[:3] != [topics.PREFIX, self.device_id, "rollout"]:
             return
         rollout_id, kind = parts[3], parts[4]
         with self._lock:
+            self._expire_locked()
             if rollout_id in self._finished:
                 return  # a QoS 1 re-delivery, or chunks of a rollout already refused
-            if kind == "offer" and len(parts) == 5:
-                self._on_offer(rollout_id, payload)
-            elif kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
-                self._on_chunk(rollout_id, int(parts[5]), payload)
-            else:
-                return
-            pending = self._pending.get(rollout_id)
-            if pending and pending.offer and len(pending.chunks) == pending.offer["chunks"]:
-                del self._pending[rollout_id]
-                self._complete(pending)
+            try:
+                if kind == "offer" and len(parts) == 5:
+                    self._on_offer(rollout_id, payload)
+                elif kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
+                    self._on_chunk(rollout_id, int(parts[5]), payload)
+                else:
+                    return
+                pending = self._pending.get(rollout_id)
+                if pending and pending.offer and len(pending.chunks) == pending.offer["chunks"]:
+                    del self._pending[rollout_id]
+                    self._complete(pending)
+            except Exception as exc:  # a bug or an input nobody foresaw: still answer
+                pending = self._pending.pop(rollout_id, None)
+                self._refuse_unexpected(rollout_id, pending.offer if pending else None, exc)
+
+    def expire(self) -> None:
+        """Refuse (``incomplete``) rollouts whose chunks stopped arriving PENDING_TIMEOUT_S ago.
+
+        Also runs on every rollout message; call it from a timer to free memory sooner.
+        """
+        with self._lock:
+            self._expire_locked()
+
+    def _expire_locked(self) -> None:
+        cutoff = time.monotonic() - PENDING_TIMEOUT_S
+        for pending in [p for p in self._pending.values() if p.started < cutoff]:
+            del self._pending[pending.rollout_id]
+            self._report_refusal(
+                pending.rollout_id,
+                pending.offer,
+                Refused(
+                    "incomplete",
+                    f"not all chunks arrived within {PENDING_TIMEOUT_S:g} s "
+                    f"({len(pending.chunks)} received)",
+                ),
+            )
+
+    def _refuse_unexpected(
+        self, rollout_id: str, offer: Mapping[str, Any] | None, exc: Exception
+    ) -> None:
+        log.exception("rollout %s: unexpected failure", rollout_id)
+        self._report_refusal(
+            rollout_id, offer, Refused("internal_error", f"{type(exc).__name__}: {exc}")
+        )
 
     def _entry(self, rollout_id: str) -> _Pending:
         if rollout_id not in self._pending:
@@ -288,15 +344,24 @@ class RolloutReceiver:
                 ("model_bytes", int),
                 ("chunks", int),
             ):
-                if not isinstance(offer.get(name), kind):
+                value = offer.get(name)
+                if not isinstance(value, kind) or isinstance(value, bool):
                     raise Refused("offer_invalid", f"the offer lacks a valid {name!r}")
             if not 0 < offer["model_bytes"] <= self.max_bundle_bytes:
                 raise Refused(
                     "too_large",
                     f"model of {offer['model_bytes']} bytes is outside 1…{self.max_bundle_bytes}",
                 )
-            if not 0 < offer["chunks"] <= offer["model_bytes"]:
-                raise Refused("offer_invalid", f"chunk count {offer['chunks']} is impossible")
+            most = -(-offer["model_bytes"] // MIN_CHUNK_BYTES)
+            if not 0 < offer["chunks"] <= most:
+                raise Refused(
+                    "offer_invalid",
+                    f"chunk count {offer['chunks']} is impossible for {offer['model_bytes']} bytes "
+                    f"in chunks of at least {MIN_CHUNK_BYTES} bytes",
+                )
+            early = self._pending.get(rollout_id)
+            if early and any(index >= offer["chunks"] for index in early.chunks):
+                raise Refused("chunk_invalid", "a chunk index beyond the offer's chunk count")
         except (json.JSONDecodeError, UnicodeDecodeError):
             self._pending.pop(rollout_id, None)
             self._report_refusal(rollout_id, None, Refused("offer_invalid", "offer is not JSON"))
@@ -311,16 +376,37 @@ class RolloutReceiver:
         pending = self._entry(rollout_id)
         if index in pending.chunks:
             return  # a QoS 1 duplicate
-        pending.received_bytes += len(payload)
-        if pending.received_bytes > self.max_bundle_bytes:
+        limit = pending.offer["chunks"] if pending.offer else self.max_chunks
+        problem = None
+        if not payload:
+            problem = Refused("chunk_invalid", f"chunk {index} is empty")
+        elif index >= limit:
+            problem = Refused("chunk_invalid", f"chunk index {index} is beyond {limit - 1}")
+        else:
+            pending.charged_bytes += max(len(payload), MIN_CHUNK_BYTES)
+            if pending.charged_bytes > self.max_bundle_bytes + MIN_CHUNK_BYTES:
+                problem = Refused(
+                    "too_large",
+                    f"more than {self.max_bundle_bytes} bytes of chunks (chunks under "
+                    f"{MIN_CHUNK_BYTES} bytes count as {MIN_CHUNK_BYTES})",
+                )
+        if problem is not None:
             del self._pending[rollout_id]
-            self._report_refusal(
-                rollout_id,
-                pending.offer,
-                Refused("too_large", f"more than {self.max_bundle_bytes} bytes of chunks"),
-            )
+            self._report_refusal(rollout_id, pending.offer, problem)
             return
         pending.chunks[index] = bytes(payload)
+        # all rollouts together hold at most two bundles' worth: the oldest others make room
+        while self.pending_bytes > 2 * self.max_bundle_bytes:
+            others = [p for p in self._pending.values() if p is not pending]
+            if not others:
+                break
+            oldest = min(others, key=lambda p: p.started)
+            del self._pending[oldest.rollout_id]
+            self._report_refusal(
+                oldest.rollout_id,
+                oldest.offer,
+                Refused("incomplete", "newer rollouts needed the memory before all chunks came"),
+            )
 
     def _complete(self, pending: _Pending) -> None:
         offer = pending.offer or {}
@@ -331,12 +417,14 @@ class RolloutReceiver:
             bundle, created = self._verify_and_store(offer, model)
             try:
                 self._swap(pending.rollout_id, offer, bundle)
-            except Refused:
+            except Exception:
                 if created:  # nothing half-installed stays behind
                     shutil.rmtree(bundle.directory, ignore_errors=True)
                 raise
         except Refused as refusal:
             self._report_refusal(pending.rollout_id, offer, refusal)
+        except Exception as exc:
+            self._refuse_unexpected(pending.rollout_id, offer, exc)
 
     def _verify(self, offer: Mapping[str, Any], model: bytes) -> dict[str, Any]:
         if len(model) != offer["model_bytes"]:
@@ -361,7 +449,9 @@ class RolloutReceiver:
                     "this device requires signed rollouts: send with --key (the device's key)",
                 )
             expected = sign(self.key, offer["task"], manifest_digest, digest)
-            if not hmac.compare_digest(signature, expected):
+            if not signature.isascii() or not hmac.compare_digest(
+                signature.encode(), expected.encode()
+            ):
                 raise Refused(
                     "signature_invalid", "HMAC signature does not match (wrong key or tampered)"
                 )
@@ -391,6 +481,17 @@ class RolloutReceiver:
                 f"this device runs {', '.join(sorted(self.running)) or 'no task'}, not "
                 f"{offer['task']!r}",
             )
+        version = manifest.get("version")
+        if not isinstance(version, str) or not 0 < len(version) <= MAX_VERSION_CHARS:
+            raise Refused(
+                "version_invalid", f"the bundle version must be 1-{MAX_VERSION_CHARS} characters"
+            )
+        if _safe_dir_name(version, digest) in RESERVED_NAMES:
+            raise Refused(
+                "version_invalid",
+                f"version {version!r} is reserved on devices (it names the link to the running "
+                "model): rebuild the bundle with another version",
+            )
         return manifest
 
     def _verify_and_store(self, offer: Mapping[str, Any], model: bytes) -> tuple[Bundle, bool]:
@@ -412,14 +513,17 @@ class RolloutReceiver:
             final = task_dir / _safe_dir_name(
                 str(manifest["version"]), digest=offer["model_sha256"]
             )
-            if final.exists():
-                existing = _existing_sha(final)
-                if existing != offer["model_sha256"]:
-                    raise Refused(
-                        "version_conflict",
-                        f"a different model with version {manifest['version']!r} is already stored",
-                    )
-                shutil.rmtree(staging)
+            if final.exists() and _existing_sha(final) != offer["model_sha256"]:
+                raise Refused(
+                    "version_conflict",
+                    f"a different model with version {manifest['version']!r} is already stored",
+                )
+            if final.exists() and _existing_manifest(final) != offer["manifest"]:
+                # same model bytes, a newly signed manifest (e.g. a recalibrated head): install it
+                # beside the old one, so `current` never points at a half-replaced folder
+                final = final.with_name(f"{final.name}~{offer['manifest_sha256'][:12]}")
+            if final.exists() and _existing_manifest(final) == offer["manifest"]:
+                shutil.rmtree(staging)  # exactly this bundle is already stored
             else:
                 _fsync_dir_files(staging)
                 os.rename(staging, final)
@@ -435,8 +539,13 @@ class RolloutReceiver:
             self.device.request_model_swap(bundle.task, bundle)
         except TinyfleetError as exc:
             raise Refused("swap_failed", f"the device refused the swap: {exc}") from exc
+        try:
+            _point_current(bundle.directory.parent, bundle.directory.name)
+        except OSError as exc:  # e.g. a full disk: keep running the old model, say so
+            if previous is not None:
+                self.device.request_model_swap(previous.task, previous)
+            raise Refused("swap_failed", f"could not record the new model: {exc}") from exc
         self.running[bundle.task] = bundle
-        _point_current(bundle.directory.parent, bundle.directory.name)
         log.info(
             "rollout %s: %s model %s → %s",
             rollout_id,
@@ -521,6 +630,13 @@ def _existing_sha(directory: Path) -> str | None:
     try:
         return sha256_bytes((directory / MODEL_FILE).read_bytes())
     except OSError:
+        return None
+
+
+def _existing_manifest(directory: Path) -> str | None:
+    try:
+        return (directory / MANIFEST_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
         return None
 
 
@@ -621,8 +737,8 @@ def publish_rollout(
     devices = [topics.check_id(d) for d in device_ids]
     if not devices:
         raise ConfigError("no devices given: pass --devices ID[,ID…]")
-    if chunk_bytes < 256:
-        raise ConfigError("chunk size must be at least 256 bytes")
+    if chunk_bytes < MIN_CHUNK_BYTES:
+        raise ConfigError(f"chunk size must be at least {MIN_CHUNK_BYTES} bytes")
     bundle = load_bundle(bundle_dir)
     offer, chunks = build_offer(bundle, key, chunk_bytes)
     rollout_id = uuid.uuid4().hex[:12]
