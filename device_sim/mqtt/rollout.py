@@ -13,10 +13,13 @@ Protocol (all QoS 1; ``<rid>`` is a random rollout id)::
     tinyfleet/<device>/rollout/state            device → operator  retained JSON: accepted / refused
     tinyfleet/<device>/<task>/model             device → all       retained identity it now runs
 
-The device checks, in order: size, sha256 of the model and of the manifest, the HMAC-SHA256
-signature (required when the device has a key), the bundle schema version, that the manifest
-describes this model and the offered task, that the device runs that task, and that the model
-loads in the interpreter with the shapes its manifest and front end promise. Only then is the bundle
+The device checks, in order: size, sha256 of the model and of the manifest, the signature
+(required when the device has a key: Ed25519 with the operator's public key, or the older shared
+HMAC-SHA256 secret — see ``rollout_keys.py``), the bundle schema version, that the manifest
+describes this model and the offered task, that the device runs that task, that the bundle's
+``release`` is not older than the running one (anti-rollback; an operator-signed, per-device,
+expiring ``downgrade`` permission overrides it), and that the model loads in the interpreter with
+the shapes its manifest and front end promise. Only then is the bundle
 written atomically to ``<model_dir>/<task>/<version>/`` (``current`` links to it) and
 ``request_model_swap(task, bundle)`` is called; the device applies it between two windows and
 then publishes the new identity on its retained ``model`` topic. The operator waits for that
@@ -25,8 +28,6 @@ identity: it, not the device's "accepted", is the proof of what the device now r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -52,6 +53,13 @@ from device_sim.bundle import (
 )
 from device_sim.errors import BundleError, ConfigError, TinyfleetError
 from device_sim.mqtt import topics
+from device_sim.mqtt.rollout_keys import (
+    HMAC_ALG,
+    SignatureProblem,
+    SigningKey,
+    VerifyKeys,
+    load_verify_keys,
+)
 
 if TYPE_CHECKING:
     from device_sim.mqtt.client import Credentials
@@ -59,7 +67,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL = "tinyfleet-rollout/1"
-SIGNATURE_ALG = "hmac-sha256"
+SIGNATURE_ALG = HMAC_ALG  # of a shared key given as bytes
+DOWNGRADE_VALID_S = 3600  # how long an operator's signed downgrade permission can be used
 CHUNK_BYTES = 32 * 1024  # per MQTT message; small enough for constrained brokers/gateways
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024  # a micromodel is KBs; anything near this is a mistake
 MIN_KEY_BYTES = 16
@@ -115,15 +124,37 @@ def load_key(path: str | Path) -> bytes:
     return key
 
 
-def signed_text(task: str, manifest_sha256: str, model_sha256: str) -> bytes:
-    """What the HMAC covers: the task and the hashes of both bundle files."""
-    return f"{PROTOCOL}\n{task}\n{manifest_sha256}\n{model_sha256}\n".encode()
+def signed_text(
+    task: str,
+    manifest_sha256: str,
+    model_sha256: str,
+    downgrade: Mapping[str, Any] | None = None,
+) -> bytes:
+    """What a signature covers: the task and the hashes of both bundle files (the manifest holds
+    the ``release``), plus, for a downgrade, the one device and the time (epoch s) it may be used
+    until — so a captured downgrade cannot be replayed to other devices or later."""
+    text = f"{PROTOCOL}\n{task}\n{manifest_sha256}\n{model_sha256}\n"
+    if downgrade is not None:
+        text += f"downgrade\n{downgrade['device']}\n{int(downgrade['until'])}\n"
+    return text.encode()
 
 
-def sign(key: bytes, task: str, manifest_sha256: str, model_sha256: str) -> str:
-    return hmac.new(
-        key, signed_text(task, manifest_sha256, model_sha256), hashlib.sha256
-    ).hexdigest()
+def sign(
+    key: bytes | SigningKey,
+    task: str,
+    manifest_sha256: str,
+    model_sha256: str,
+    downgrade: Mapping[str, Any] | None = None,
+) -> str:
+    return _signing_key(key).sign(signed_text(task, manifest_sha256, model_sha256, downgrade))
+
+
+def _signing_key(key: bytes | SigningKey) -> SigningKey:
+    return key if isinstance(key, SigningKey) else SigningKey(HMAC_ALG, secret=key)
+
+
+def _verify_keys(key: bytes | VerifyKeys) -> VerifyKeys:
+    return key if isinstance(key, VerifyKeys) else VerifyKeys(HMAC_ALG, secret=key)
 
 
 def _now() -> str:
@@ -185,16 +216,20 @@ def rolled_out_bundles(bundles: Iterable[Bundle], model_dir: str | Path) -> list
     return result
 
 
-def enable_rollout(device, model_dir: str | Path, *, key: bytes | None = None) -> RolloutReceiver:
+def enable_rollout(
+    device, model_dir: str | Path, *, key: bytes | VerifyKeys | None = None
+) -> RolloutReceiver:
     """Let a :class:`device_sim.device.Device` receive rollouts; returns the receiver.
 
     ``key`` None reads the key file named by ``$TINYFLEET_ROLLOUT_KEY_FILE`` if set (how a device
-    service gets its key without a command-line flag); with a key only validly signed rollouts are
-    accepted. Reports go out retained through the device's publisher, so one written while the
-    connection is down is sent after the reconnect.
+    service gets its key without a command-line flag): the operator's Ed25519 public key(s) or a
+    shared HMAC secret; with a key only validly signed rollouts are accepted. Reports go out
+    retained through the device's publisher, so one written while the connection is down is sent
+    after the reconnect.
     """
     if key is None and os.environ.get(KEY_FILE_ENV):
-        key = load_key(os.environ[KEY_FILE_ENV])
+        verify_keys = load_verify_keys(os.environ[KEY_FILE_ENV])
+        key = verify_keys.secret if verify_keys.alg == HMAC_ALG else verify_keys
     log.info(
         "device %s accepts %s rollouts into %s",
         device.device_id,
@@ -216,7 +251,8 @@ class RolloutReceiver:
 
     ``publish(topic, payload, qos, retain)`` sends the state report (the device's MQTT client).
     ``running`` maps each task the device runs to its current bundle; it is updated after each
-    accepted swap. ``key`` (bytes) makes a valid HMAC signature mandatory. Call :meth:`handle` for
+    accepted swap. ``key`` makes a valid signature mandatory: :class:`VerifyKeys` (Ed25519 public
+    keys) or bytes (a shared HMAC secret). Call :meth:`handle` for
     every message on :attr:`topic_filter`; it is safe to call from the MQTT network thread.
     """
 
@@ -228,7 +264,7 @@ class RolloutReceiver:
         publish: Callable[[str, bytes, int, bool], Any],
         running: Mapping[str, Bundle],
         *,
-        key: bytes | None = None,
+        key: bytes | VerifyKeys | None = None,
         max_bundle_bytes: int = MAX_BUNDLE_BYTES,
     ) -> None:
         self.device_id = topics.check_id(device_id)
@@ -237,6 +273,7 @@ class RolloutReceiver:
         self.publish = publish
         self.running: dict[str, Bundle] = dict(running)
         self.key = key
+        self._verifier = _verify_keys(key) if key is not None else None
         self.max_bundle_bytes = max_bundle_bytes
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
@@ -441,20 +478,21 @@ class RolloutReceiver:
         manifest_digest = sha256_bytes(manifest_bytes)
         if manifest_digest != offer["manifest_sha256"]:
             raise Refused("sha256_mismatch", "bundle.json does not match its sha256 in the offer")
-        if self.key is not None:
+        downgrade = _downgrade_of(offer)
+        if self._verifier is not None:
             signature = offer.get("signature")
             if not isinstance(signature, str):
                 raise Refused(
                     "signature_missing",
                     "this device requires signed rollouts: send with --key (the device's key)",
                 )
-            expected = sign(self.key, offer["task"], manifest_digest, digest)
-            if not signature.isascii() or not hmac.compare_digest(
-                signature.encode(), expected.encode()
-            ):
-                raise Refused(
-                    "signature_invalid", "HMAC signature does not match (wrong key or tampered)"
+            text = signed_text(offer["task"], manifest_digest, digest, downgrade)
+            try:
+                self._verifier.verify(
+                    offer.get("signature_alg"), offer.get("key_id"), signature, text
                 )
+            except SignatureProblem as problem:
+                raise Refused(problem.code, problem.reason) from problem
         try:
             manifest = json.loads(manifest_bytes)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -481,6 +519,7 @@ class RolloutReceiver:
                 f"this device runs {', '.join(sorted(self.running)) or 'no task'}, not "
                 f"{offer['task']!r}",
             )
+        self._check_release(manifest, digest, downgrade, self.running[offer["task"]])
         version = manifest.get("version")
         if not isinstance(version, str) or not 0 < len(version) <= MAX_VERSION_CHARS:
             raise Refused(
@@ -493,6 +532,36 @@ class RolloutReceiver:
                 "model): rebuild the bundle with another version",
             )
         return manifest
+
+    def _check_release(
+        self,
+        manifest: Mapping[str, Any],
+        digest: str,
+        downgrade: Mapping[str, Any] | None,
+        running: Bundle,
+    ) -> None:
+        """Anti-rollback: a release older than the running one needs a downgrade permission for
+        this device that has not expired (signed, on a device with a key)."""
+        release = manifest.get("release", 0)
+        if not isinstance(release, int) or isinstance(release, bool) or release < 0:
+            raise Refused("manifest_invalid", f"release {release!r} is not an integer >= 0")
+        if release >= running.release:
+            return
+        what = (
+            f"release {release} is older than release {running.release} ({running.version}) "
+            "that this device runs"
+        )
+        if downgrade is None:
+            raise Refused(
+                "rollback",
+                f"{what}: refused as a possible replay; to go back on purpose send it with "
+                "`tinyfleet rollout --downgrade` (signed by the operator)",
+            )
+        if downgrade["device"] != self.device_id:
+            raise Refused("rollback", f"{what}; the downgrade permission is for another device")
+        if downgrade["until"] < time.time():
+            raise Refused("rollback", f"{what}; the downgrade permission has expired")
+        log.warning("%s: downgrade permitted by the operator", what)
 
     def _verify_and_store(self, offer: Mapping[str, Any], model: bytes) -> tuple[Bundle, bool]:
         """Verify, then write the bundle to ``<model_dir>/<task>/<version>/``; returns it and
@@ -556,7 +625,14 @@ class RolloutReceiver:
         self._report(
             rollout_id,
             offer,
-            {"state": "accepted", "accepted": bundle.identity(), "signed": self.key is not None},
+            {
+                "state": "accepted",
+                "accepted": bundle.identity(),
+                "release": bundle.release,
+                "signed": self.key is not None,
+                "key_id": offer.get("key_id") if self._verifier is not None else None,
+                "downgrade": offer.get("downgrade") is not None,
+            },
         )
 
     def _report_refusal(
@@ -621,6 +697,21 @@ def check_bundle_runs(bundle: Bundle) -> None:
         )
 
 
+def _downgrade_of(offer: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The offer's downgrade permission ``{"device": id, "until": epoch s}``, None, or Refused."""
+    downgrade = offer.get("downgrade")
+    if downgrade is None:
+        return None
+    if (
+        not isinstance(downgrade, dict)
+        or not isinstance(downgrade.get("device"), str)
+        or not isinstance(downgrade.get("until"), int)
+        or isinstance(downgrade.get("until"), bool)
+    ):
+        raise Refused("offer_invalid", "the downgrade permission must be {device, until}")
+    return {"device": downgrade["device"], "until": downgrade["until"]}
+
+
 def _safe_dir_name(version: str, digest: str) -> str:
     name = "".join(c if c.isalnum() or c in "._-" else "_" for c in version).lstrip(".")
     return name or digest[:16]
@@ -656,8 +747,19 @@ def _point_current(task_dir: Path, target: str) -> None:
 # --- operator side ----------------------------------------------------------------------------
 
 
-def build_offer(bundle: Bundle, key: bytes | None, chunk_bytes: int) -> tuple[dict, list[bytes]]:
-    """The offer message and the model chunks for ``bundle`` (signed when ``key`` is given)."""
+def build_offer(
+    bundle: Bundle,
+    key: bytes | SigningKey | None,
+    chunk_bytes: int,
+    *,
+    downgrade_device: str | None = None,
+    downgrade_valid_s: int = DOWNGRADE_VALID_S,
+) -> tuple[dict, list[bytes]]:
+    """The offer message and the model chunks for ``bundle`` (signed when ``key`` is given).
+
+    ``downgrade_device`` adds a permission, for that device only and ``downgrade_valid_s``
+    seconds, to install the bundle although its release is older than the device's.
+    """
     model = bundle.model_bytes()
     manifest = bundle.manifest_path.read_text()
     manifest_digest = sha256_bytes(manifest.encode())
@@ -673,10 +775,23 @@ def build_offer(bundle: Bundle, key: bytes | None, chunk_bytes: int) -> tuple[di
         "manifest_sha256": manifest_digest,
         "chunks": len(chunks),
         "chunk_bytes": chunk_bytes,
-        "signature_alg": SIGNATURE_ALG if key else None,
-        "signature": sign(key, bundle.task, manifest_digest, bundle.model_sha256) if key else None,
+        "release": bundle.release,
+        "downgrade": None,
+        "signature_alg": None,
+        "key_id": None,
+        "signature": None,
         "sent": _now(),
     }
+    if downgrade_device is not None:
+        until = int(time.time()) + int(downgrade_valid_s)
+        offer["downgrade"] = {"device": topics.check_id(downgrade_device), "until": until}
+    if key:
+        signing = _signing_key(key)
+        offer["signature_alg"] = signing.alg
+        offer["key_id"] = signing.key_id
+        offer["signature"] = sign(
+            signing, bundle.task, manifest_digest, bundle.model_sha256, offer["downgrade"]
+        )
     return offer, chunks
 
 
@@ -718,11 +833,12 @@ def publish_rollout(
     broker_url: str,
     bundle_dir: str | Path,
     device_ids: Iterable[str],
-    key: bytes | None = None,
+    key: bytes | SigningKey | None = None,
     *,
     credentials: Credentials | None = None,
     timeout: float = 30.0,
     chunk_bytes: int = CHUNK_BYTES,
+    downgrade: bool = False,
 ) -> RolloutResult:
     """Send the bundle in ``bundle_dir`` to ``device_ids``; wait up to ``timeout`` s for outcomes.
 
@@ -731,6 +847,9 @@ def publish_rollout(
     accepted by then are reported as ``accepted`` (the swap happens at their next window), silent
     ones as ``no_answer`` (an offline device with a persistent session still gets the rollout when
     it reconnects; its report then lands on the retained state topic).
+
+    ``downgrade`` sends each device a signed permission (valid :data:`DOWNGRADE_VALID_S`) to go
+    back to this bundle although its release is older than what the device runs.
     """
     from device_sim.mqtt.client import Credentials, detect_protocol, new_client, parse_broker_url
 
@@ -740,6 +859,8 @@ def publish_rollout(
     if chunk_bytes < MIN_CHUNK_BYTES:
         raise ConfigError(f"chunk size must be at least {MIN_CHUNK_BYTES} bytes")
     bundle = load_bundle(bundle_dir)
+    if downgrade and not key:
+        raise ConfigError("--downgrade needs --key: devices only accept a signed downgrade")
     offer, chunks = build_offer(bundle, key, chunk_bytes)
     rollout_id = uuid.uuid4().hex[:12]
     address = parse_broker_url(broker_url)
@@ -807,6 +928,8 @@ def publish_rollout(
         if not subscribed.wait(10) or problems:
             raise RolloutError(f"{problems[0] if problems else 'no SUBACK'} at {address.url}")
         for device in devices:
+            if downgrade:  # signed for this device only
+                offer, chunks = build_offer(bundle, key, chunk_bytes, downgrade_device=device)
             infos = [client.publish(offer_topic(device, rollout_id), json.dumps(offer), qos=1)]
             for index, chunk in enumerate(chunks):
                 infos.append(client.publish(chunk_topic(device, rollout_id, index), chunk, qos=1))
