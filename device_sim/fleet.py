@@ -55,6 +55,8 @@ class FleetOptions:
     device_ids: Sequence[str] | None = None
     device_prefix: str = "sim"
     credentials: Credentials = field(default_factory=Credentials)
+    # device id → password (``--credentials FILE``); each device logs in as its id
+    passwords: dict[str, str] | None = None
     rate_hz: float | None = None
     fast: bool = False
     duration_s: float | None = None
@@ -84,6 +86,19 @@ class FleetOptions:
         if self.device_ids is not None and len(self.device_ids) != self.devices:
             raise ConfigError("give one device id per device")
         return self
+
+    def device_credentials(self, device_id: str) -> Credentials:
+        """How ``device_id`` logs in: its own password from ``passwords``, else ``credentials``."""
+        if self.passwords is None:
+            return _device_credentials(self.credentials, device_id)
+        if device_id not in self.passwords:
+            raise ConfigError(
+                f"device {device_id} has no password in the credentials file: add it with "
+                f"`tinyfleet credentials add {device_id} --passwords-file FILE`"
+            )
+        return dataclasses.replace(
+            self.credentials, username=device_id, password=self.passwords[device_id]
+        )
 
 
 @dataclass
@@ -148,7 +163,7 @@ class Fleet:
                 device_id,
                 self.address,
                 Spool(self.spool_db, device_id, options.spool_max),
-                _device_credentials(options.credentials, device_id),
+                options.device_credentials(device_id),
                 prediction_qos=options.prediction_qos,
                 event_qos=options.event_qos,
                 expiry_s=options.expiry_s,

@@ -25,6 +25,8 @@ def run_credentials_add(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).resolve()
     security.ensure_tls(state_dir)  # so the CA printed below exists before the broker first runs
     password = security.add_credentials(state_dir, args.name, args.role)
+    if args.passwords_file is not None:
+        security.save_password(args.passwords_file, args.name, password)
     result = {
         "user": args.name,
         "role": args.role,
@@ -147,6 +149,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("device", "subscriber", "operator"),
         default="device",
         help="device: writes its own topics; subscriber: reads all; operator: reads/writes all",
+    )
+    add.add_argument(
+        "--passwords-file",
+        type=Path,
+        help="also record NAME:PASSWORD in this file (0600), e.g. for `simulate --credentials`",
     )
     remove = actions.add_parser("remove", help="remove a user (its rights end at once)")
     remove.add_argument("name", metavar="NAME")
