@@ -333,6 +333,13 @@ class Fleet:
                 break
             self.loop.run_once(0.02)
         remaining = sum(len(d.publisher.spool) for d in self.devices)
+        if remaining == 0:  # one more round trip, so held messages need no resend next run
+            confirm_until = min(deadline, time.monotonic() + 2.0)
+            for device in self.devices:
+                device.publisher.confirm_held()
+            while time.monotonic() < confirm_until and any(d.publisher.held for d in self.devices):
+                self.loop.run_once(0.02)
+            self.spool_db.commit()
         if remaining:
             log.warning(
                 "%d message(s) not acknowledged by %s within %.0f s; they stay in %s and are sent "

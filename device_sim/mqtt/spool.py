@@ -9,6 +9,12 @@ The message and the advance of its task's ``seq`` counter are written in the sam
 only committed rows are ever sent: after a crash the counter resumes exactly after the last
 message that can have left the device, so ``seq`` stays gap-free and unique.
 
+A QoS 1 message the broker acknowledged can still be *held* here (``ack(id, hold=True)``) until
+the publisher knows the broker's persistence holds it (:meth:`Spool.release`): mosquitto
+acknowledges before it saves, so a broker crash right after a PUBACK would lose the message, and a
+device crash at the same time would lose the only other copy if it lived in memory. Held rows do
+not count in ``len(spool)``; after a device restart they are sent again (subscribers dedup).
+
 One :class:`SpoolDB` file can serve many devices of one process (a simulated fleet); each device
 has a :class:`Spool` view. When a device's queue is full the **oldest** messages are dropped (recent
 data is worth more to a dashboard) and counted in ``Spool.dropped``; the gap shows in ``seq``.
@@ -27,6 +33,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGES = 50_000  # per device: ~4.6 h of 3 windows/s, ~25 MB of predictions
+_DROPPED_MEMORY = 4096  # ids dropped while possibly in flight (> a publisher's max_unacked)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -133,15 +140,23 @@ class Spool:
         self.dropped = 0
         rows = db.query("SELECT task, next FROM seq WHERE device = ?", (device,))
         self._next_seq = {task: int(value) for task, value in rows}
+        # every row left by a previous run is unacknowledged for this one (held rows included)
         self._count = int(db.query("SELECT COUNT(*) FROM outbox WHERE device = ?", (device,))[0][0])
         self._seq_dirty: set[str] = set()
-        self._acked: list[tuple[int]] = []
+        self._deletes: list[tuple[int]] = []
+        self._held: set[int] = set()  # acknowledged, kept until released
+        self._dropped_ids: deque[int] = deque(maxlen=_DROPPED_MEMORY)
         self._recent: deque[SpooledMessage] = deque()
         self._from_disk = self._count > 0  # a previous run's backlog is read back from SQLite
 
     def __len__(self) -> int:
-        """Messages not yet acknowledged (acknowledgements count once their batch is written)."""
+        """Messages not yet acknowledged by the broker."""
         return self._count
+
+    @property
+    def held(self) -> int:
+        """Acknowledged messages kept until the broker's persistence is known to hold them."""
+        return len(self._held)
 
     def peek_seq(self, task: str) -> int:
         """The seq the next message of ``task`` will get."""
@@ -188,18 +203,22 @@ class Spool:
                 [(self.device, task, self._next_seq[task]) for task in self._seq_dirty],
             )
             self._seq_dirty.clear()
-        if self._acked:
-            cursor = self.db.execute_many("DELETE FROM outbox WHERE id = ?", self._acked)
-            self._count -= max(0, cursor.rowcount)
-            self._acked = []
+        if self._deletes:
+            self.db.execute_many("DELETE FROM outbox WHERE id = ?", self._deletes)
+            self._deletes = []
 
     def _drop_oldest(self) -> None:
         self.flush()  # so that the oldest row is not one already acknowledged
-        row = self.db.query("SELECT MIN(id) FROM outbox WHERE device = ?", (self.device,))
-        if not row or row[0][0] is None:
+        rows = self.db.query(
+            "SELECT id FROM outbox WHERE device = ? ORDER BY id LIMIT ?",
+            (self.device, len(self._held) + 1),
+        )
+        unacknowledged = [int(r[0]) for r in rows if int(r[0]) not in self._held]
+        if not unacknowledged:
             return
-        oldest = int(row[0][0])
+        oldest = unacknowledged[0]
         self.db.execute("DELETE FROM outbox WHERE id = ?", (oldest,))
+        self._dropped_ids.append(oldest)  # it may be in flight: its PUBACK must not count again
         if self._recent and self._recent[0].id == oldest:
             self._recent.popleft()
         self._count -= 1
@@ -231,8 +250,32 @@ class Spool:
                 self._recent.clear()
         return [SpooledMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4])) for r in rows]
 
-    def ack(self, message_id: int) -> None:
-        """The broker has it: forget the message (deleted with the next batch)."""
+    def ack(self, message_id: int, *, hold: bool = False) -> None:
+        """The broker acknowledged the message: deleted with the next batch, or, with ``hold``,
+        kept on disk until :meth:`release` (sent again if the device restarts before that).
+
+        Acknowledging a held message again (it was re-sent after a reconnect) keeps it held.
+        """
         with self.db.lock:
-            self._acked.append((message_id,))
+            if message_id in self._held:
+                if not hold:
+                    self.release([message_id])
+                return
+            if message_id in self._dropped_ids:
+                self._dropped_ids.remove(message_id)
+                return  # dropped for space while in flight: already uncounted
+            self._count -= 1
+            if hold:
+                self._held.add(message_id)
+            else:
+                self._deletes.append((message_id,))
+                self.db.mark_dirty(self)
+
+    def release(self, message_ids: list[int]) -> None:
+        """The broker's persistence holds these held messages: delete them with the next batch."""
+        with self.db.lock:
+            for message_id in message_ids:
+                if message_id in self._held:
+                    self._held.discard(message_id)
+                    self._deletes.append((message_id,))
             self.db.mark_dirty(self)
