@@ -72,6 +72,7 @@ class FleetOptions:
     source_kind: str = "sim"
     source_path: Path | None = None
     drain_timeout_s: float = 30.0
+    keepalive_s: int = 30  # MQTT keepalive: a silent (half-open) link is noticed within ~2x this
     index_offset: int = 0  # first device index (a shard of a bigger fleet)
 
     def check(self) -> FleetOptions:
@@ -167,6 +168,7 @@ class Fleet:
                 prediction_qos=options.prediction_qos,
                 event_qos=options.event_qos,
                 expiry_s=options.expiry_s,
+                keepalive_s=options.keepalive_s,
             )
             self.devices.append(
                 Device(
