@@ -67,6 +67,7 @@ class FleetOptions:
     state_dir: Path = Path(".tinyfleet-state")
     spool_name: str = "fleet"
     spool_max: int = DEFAULT_MAX_MESSAGES
+    spool_max_bytes: int | None = None  # a quota for the outbox file (None: the disk's size)
     seed: int = 0
     ha_discovery: bool = False
     source_kind: str = "sim"
@@ -134,7 +135,10 @@ class Fleet:
         self.address = parse_broker_url(options.broker_url)
         self.loop = NetworkLoop()
         self.cache = ModelCache()
-        self.spool_db = SpoolDB(Path(options.state_dir) / f"{options.spool_name}.sqlite")
+        self.spool_db = SpoolDB(
+            Path(options.state_dir) / f"{options.spool_name}.sqlite",
+            max_bytes=options.spool_max_bytes,
+        )
         self.devices: list[Device] = []
         self.stop_event = threading.Event()
         self.max_lag_ms = 0.0
@@ -191,6 +195,11 @@ class Fleet:
             device.publisher.on_pending = self._mark_dirty
             self._dirty.add(device.publisher)
         self.loop.idle_hooks.append(self._drain_all)
+        self.spool_db.on_state_change.append(self._report_outbox)
+
+    def _report_outbox(self, failure: str | None) -> None:
+        for device in self.devices:
+            device.publisher.report_outbox(failure)
 
     def _mark_dirty(self, publisher: Publisher) -> None:
         self._dirty.add(publisher)
@@ -399,6 +408,10 @@ class Fleet:
                 "dropped_outbox_full": sum(d.publisher.spool.dropped for d in self.devices),
             },
             "reconnects": sum(max(0, d.publisher.connection.connects - 1) for d in self.devices),
+            "outbox": {
+                "writable": self.spool_db.failure is None,
+                "write_failures": self.spool_db.write_failures,
+            },
             "max_schedule_lag_ms": None if self.options.fast else round(self.max_lag_ms, 2),
             # CPU time of this process (windows + MQTT), so figures survive a loaded machine
             "cpu_seconds": round(self.cpu_s, 3),

@@ -131,6 +131,22 @@ class Publisher:
             self._retained[topic] = payload
         self.connection.publish(topic, payload, 1, True, self._retained_properties)
 
+    def report_outbox(self, failure: str | None) -> None:
+        """Publish (retained) whether the outbox can be written: an operator must learn that a
+        device's disk is full before its memory fills too."""
+        now_ms = int(time.time() * 1000)
+        message = {
+            "schema": SCHEMA_VERSION,
+            "device": self.device_id,
+            "outbox": "ok" if failure is None else "unwritable",
+            "error": failure,
+            "unsaved": len(self.spool.unsaved),
+            "ts": iso_utc(now_ms),
+            "ts_ms": now_ms,
+        }
+        payload = json.dumps(message, separators=(",", ":")).encode()
+        self.set_retained(topics.health_topic(self.device_id), payload)
+
     def publish_now(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Send outside the outbox (discovery configs, replies): dropped while disconnected."""
         self.connection.publish(topic, payload, qos, retain, self._retained_properties)
