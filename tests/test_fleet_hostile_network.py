@@ -132,7 +132,9 @@ def test_half_open_connection_is_detected_by_keepalive_and_drained(network, bund
     run.finish(collector)
     print(f"\nhalf-open: detected after {detect_s:.1f} s (keepalive {KEEPALIVE_S} s), reconnected "
           f"after {reconnect_s:.1f} s, backlog drained {drain_s:.2f} s after reconnecting")  # fmt: skip
-    assert detect_s <= 2 * KEEPALIVE_S + 1.5  # paho: PINGREQ after 1 keepalive, gives up after 2
+    # paho: PINGREQ after 1 keepalive without traffic in, gives up after the 2nd (2.6-2.7 s on a
+    # quiet machine); a CPU-starved network loop runs late (7.0 s seen with 2 busy loops)
+    assert detect_s <= 4 * KEEPALIVE_S + 1
     assert run.report["reconnects"] >= 2
 
 
