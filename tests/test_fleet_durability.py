@@ -68,3 +68,23 @@ def test_broker_then_device_killed_within_a_second_lose_no_prediction(tmp_path, 
     assert report["published"]["undelivered"] == 0
     assert len(expected) >= 2000
     assert set(collector.keys) == expected  # received set == published set
+
+
+def test_acknowledged_but_unconfirmed_messages_survive_a_device_crash(tmp_path):
+    """The mechanism, without timing luck: a held message is still a row after a crash, so the
+    restarted device sends it again; one released after a later round trip is gone."""
+    from device_sim.mqtt.spool import Spool, SpoolDB
+
+    db = SpoolDB(tmp_path / "s.sqlite")
+    spool = Spool(db, "dev")
+    for seq in range(3):
+        spool.append(f"t/{seq}", b"%d" % seq, 1, seq_task="kws", seq=seq)
+    first, second, third = spool.pending(0, 10)
+    spool.ack(first.id, hold=True)  # PUBACK seen; the broker may not have saved it yet
+    spool.ack(second.id, hold=True)
+    spool.release([first.id])  # a later PUBACK proved the save of the first one
+    spool.ack(third.id)  # QoS-0-like: nothing to hold
+    db.commit()
+    assert len(spool) == 0 and spool.held == 1
+    crashed = Spool(SpoolDB(tmp_path / "s.sqlite"), "dev")  # the process died here
+    assert [m.payload for m in crashed.pending(0, 10)] == [b"1"]
