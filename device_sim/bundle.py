@@ -109,6 +109,10 @@ class Bundle:
     extra: dict[str, Any] = field(default_factory=dict)
     model_sha256: str = ""
     schema_version: int = SCHEMA_VERSION
+    # Monotonic release number (default: creation time in ms since the epoch). Devices refuse a
+    # rollout with a lower release than the one they run unless the operator signs a downgrade.
+    # 0 for bundles written before releases existed.
+    release: int = 0
 
     @property
     def model_path(self) -> Path:
@@ -131,6 +135,7 @@ class Bundle:
             "task": self.task,
             "name": self.name,
             "version": self.version,
+            "release": self.release,
             "model_file": MODEL_FILE,
             "model_sha256": self.model_sha256,
             "input": self.input.to_dict(),
@@ -196,13 +201,18 @@ def write_bundle(
     provenance: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     version: str | None = None,
+    release: int | None = None,
 ) -> Bundle:
-    """Write ``model.tflite`` and ``bundle.json`` into ``directory`` and return the loaded bundle."""
+    """Write ``model.tflite`` and ``bundle.json`` into ``directory`` and return the loaded bundle.
+
+    ``release`` (default: now in ms since the epoch) orders bundles for anti-rollback.
+    """
     if task not in TASKS:
         raise BundleError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     check_tflite_bytes(model_bytes, "the model to bundle")
     directory = Path(directory)
-    created = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(timezone.utc)
+    created = now.replace(microsecond=0)
     digest = sha256_bytes(model_bytes)
     prov = {
         "tinyfleet_version": __version__,
@@ -225,10 +235,17 @@ def write_bundle(
         provenance=jsonable(prov),
         extra=jsonable(dict(extra or {})),
         model_sha256=digest,
+        release=int(now.timestamp() * 1000) if release is None else _check_release(release),
     )
     atomic_write(directory / MODEL_FILE, model_bytes)
     save_manifest(bundle)
     return bundle
+
+
+def _check_release(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise BundleError(f"release {value!r} must be an integer from 0 to 2**63 - 1")
+    return value
 
 
 def save_manifest(bundle: Bundle) -> None:
@@ -328,6 +345,7 @@ def load_bundle(directory: str | Path, *, verify: bool = True) -> Bundle:
             extra=dict(manifest.get("extra") or {}),
             model_sha256=str(manifest["model_sha256"]),
             schema_version=int(manifest["schema_version"]),
+            release=_check_release(manifest.get("release", 0)),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, BundleError) as exc:
         raise BundleError(f"{directory / MANIFEST_FILE} is malformed: {exc!r}") from exc

@@ -55,6 +55,8 @@ class FleetOptions:
     device_ids: Sequence[str] | None = None
     device_prefix: str = "sim"
     credentials: Credentials = field(default_factory=Credentials)
+    # device id → password (``--credentials FILE``); each device logs in as its id
+    passwords: dict[str, str] | None = None
     rate_hz: float | None = None
     fast: bool = False
     duration_s: float | None = None
@@ -65,11 +67,13 @@ class FleetOptions:
     state_dir: Path = Path(".tinyfleet-state")
     spool_name: str = "fleet"
     spool_max: int = DEFAULT_MAX_MESSAGES
+    spool_max_bytes: int | None = None  # a quota for the outbox file (None: the disk's size)
     seed: int = 0
     ha_discovery: bool = False
     source_kind: str = "sim"
     source_path: Path | None = None
     drain_timeout_s: float = 30.0
+    keepalive_s: int = 30  # MQTT keepalive: a silent (half-open) link is noticed within ~2x this
     index_offset: int = 0  # first device index (a shard of a bigger fleet)
 
     def check(self) -> FleetOptions:
@@ -84,6 +88,19 @@ class FleetOptions:
         if self.device_ids is not None and len(self.device_ids) != self.devices:
             raise ConfigError("give one device id per device")
         return self
+
+    def device_credentials(self, device_id: str) -> Credentials:
+        """How ``device_id`` logs in: its own password from ``passwords``, else ``credentials``."""
+        if self.passwords is None:
+            return _device_credentials(self.credentials, device_id)
+        if device_id not in self.passwords:
+            raise ConfigError(
+                f"device {device_id} has no password in the credentials file: add it with "
+                f"`tinyfleet credentials add {device_id} --passwords-file FILE`"
+            )
+        return dataclasses.replace(
+            self.credentials, username=device_id, password=self.passwords[device_id]
+        )
 
 
 @dataclass
@@ -118,7 +135,10 @@ class Fleet:
         self.address = parse_broker_url(options.broker_url)
         self.loop = NetworkLoop()
         self.cache = ModelCache()
-        self.spool_db = SpoolDB(Path(options.state_dir) / f"{options.spool_name}.sqlite")
+        self.spool_db = SpoolDB(
+            Path(options.state_dir) / f"{options.spool_name}.sqlite",
+            max_bytes=options.spool_max_bytes,
+        )
         self.devices: list[Device] = []
         self.stop_event = threading.Event()
         self.max_lag_ms = 0.0
@@ -148,10 +168,11 @@ class Fleet:
                 device_id,
                 self.address,
                 Spool(self.spool_db, device_id, options.spool_max),
-                _device_credentials(options.credentials, device_id),
+                options.device_credentials(device_id),
                 prediction_qos=options.prediction_qos,
                 event_qos=options.event_qos,
                 expiry_s=options.expiry_s,
+                keepalive_s=options.keepalive_s,
             )
             self.devices.append(
                 Device(
@@ -174,6 +195,11 @@ class Fleet:
             device.publisher.on_pending = self._mark_dirty
             self._dirty.add(device.publisher)
         self.loop.idle_hooks.append(self._drain_all)
+        self.spool_db.on_state_change.append(self._report_outbox)
+
+    def _report_outbox(self, failure: str | None) -> None:
+        for device in self.devices:
+            device.publisher.report_outbox(failure)
 
     def _mark_dirty(self, publisher: Publisher) -> None:
         self._dirty.add(publisher)
@@ -318,6 +344,13 @@ class Fleet:
                 break
             self.loop.run_once(0.02)
         remaining = sum(len(d.publisher.spool) for d in self.devices)
+        if remaining == 0:  # one more round trip, so held messages need no resend next run
+            confirm_until = min(deadline, time.monotonic() + 2.0)
+            for device in self.devices:
+                device.publisher.confirm_held()
+            while time.monotonic() < confirm_until and any(d.publisher.held for d in self.devices):
+                self.loop.run_once(0.02)
+            self.spool_db.commit()
         if remaining:
             log.warning(
                 "%d message(s) not acknowledged by %s within %.0f s; they stay in %s and are sent "
@@ -375,6 +408,10 @@ class Fleet:
                 "dropped_outbox_full": sum(d.publisher.spool.dropped for d in self.devices),
             },
             "reconnects": sum(max(0, d.publisher.connection.connects - 1) for d in self.devices),
+            "outbox": {
+                "writable": self.spool_db.failure is None,
+                "write_failures": self.spool_db.write_failures,
+            },
             "max_schedule_lag_ms": None if self.options.fast else round(self.max_lag_ms, 2),
             # CPU time of this process (windows + MQTT), so figures survive a loaded machine
             "cpu_seconds": round(self.cpu_s, 3),

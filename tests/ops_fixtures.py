@@ -54,7 +54,12 @@ def aq_targets() -> list[dict]:
 
 
 def air_quality_bundle(
-    directory: Path, model_bytes: bytes, *, version: str | None = None, name: str = "aq-test"
+    directory: Path,
+    model_bytes: bytes,
+    *,
+    version: str | None = None,
+    name: str = "aq-test",
+    release: int | None = None,
 ) -> Bundle:
     """A complete air_quality bundle around ``model_bytes`` that the device runtime can run."""
     from device_sim.features.air_quality import AirQualityWindowConfig
@@ -80,6 +85,7 @@ def air_quality_bundle(
             "targets": aq_targets(),
         },
         version=version,
+        release=release,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -38,13 +39,10 @@ class RowSource:
         pass
 
 
-@pytest.fixture
-def fleet(tmp_path, monkeypatch):
+@contextlib.contextmanager
+def device_with_rollout(tmp_path, monkeypatch, key_file):
     """mosquitto + the real device runtime (dev-1 running air_quality v1 at 20 windows/s) with
-    rollout enabled and a signing key (given as a device service would: a key file in the
-    environment)."""
-    key_file = tmp_path / "device.key"
-    key_file.write_bytes(KEY + b"\n")
+    rollout enabled, its key given as a device service would: a key file in the environment."""
     monkeypatch.setenv(rollout.KEY_FILE_ENV, str(key_file))
     broker = MosquittoBroker(tmp_path / "broker").start()
     old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
@@ -65,17 +63,28 @@ def fleet(tmp_path, monkeypatch):
     while not device.publisher.connected and time.monotonic() < deadline:
         time.sleep(0.02)
     receiver = rollout.enable_rollout(device, tmp_path / "models")
-    assert receiver.key == KEY
     _wait_until_subscribed(broker, receiver)
     seen = Collector()
     watcher, rc = connect(broker.port, collector=seen)
     subscribe(watcher, "tinyfleet/dev-1/air_quality/prediction", qos=0)
-    yield broker, receiver, device, tmp_path, seen
-    close(watcher)
-    runner.stop()
-    thread.join(15)
-    runner.close()
-    broker.close()
+    try:
+        yield broker, receiver, device, tmp_path, seen
+    finally:
+        close(watcher)
+        runner.stop()
+        thread.join(15)
+        runner.close()
+        broker.close()
+
+
+@pytest.fixture
+def fleet(tmp_path, monkeypatch):
+    """:func:`device_with_rollout` with a shared HMAC key."""
+    key_file = tmp_path / "device.key"
+    key_file.write_bytes(KEY + b"\n")
+    with device_with_rollout(tmp_path, monkeypatch, key_file) as running:
+        assert running[1].key == KEY
+        yield running
 
 
 def _wait_until_subscribed(broker, receiver) -> None:

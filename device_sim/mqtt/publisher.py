@@ -6,9 +6,13 @@ broker is unreachable the outbox grows (bounded) and is sent in order on reconne
 re-sends what was in flight when the connection dropped.
 
 mosquitto acknowledges a QoS 1 message before its persistence file holds it, so a broker crash can
-lose what it had just acknowledged. The publisher therefore keeps the QoS 1 messages acknowledged
-in the last ``replay_s`` seconds (in memory, bounded) and sends them again after every reconnect;
-subscribers drop the copies by (device, task, seq). See docs/reliability.md.
+lose what it had just acknowledged. The publisher therefore keeps each acknowledged QoS 1 message
+*in the outbox* (held, :meth:`Spool.ack` with ``hold``) until a later round trip proves the broker
+saved it, and sends the held ones again after every reconnect (and after a device restart);
+subscribers drop the copies by (device, task, seq). The proof: mosquitto saves its database at the
+end of the main-loop pass that acknowledged a message (``autosave_on_changes`` with an interval of
+1, as ``tinyfleet broker --persistence`` configures it), so the PUBACK of any message we sent
+*after* receiving an acknowledgement arrives only after that save. See docs/reliability.md.
 
 The publisher is driven by a :class:`~device_sim.mqtt.client.NetworkLoop` (one thread for many
 devices); :meth:`Publisher.enqueue_prediction` may be called from another thread.
@@ -33,8 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXPIRY_S = 24 * 3600  # a prediction older than a day is history, not telemetry
 DEFAULT_SESSION_EXPIRY_S = 3600  # the broker keeps a device's session this long while it is away
-DEFAULT_REPLAY_S = 3.0  # resend QoS 1 messages acknowledged this long before a disconnect
-REPLAY_CAP = 5000  # at most this many messages kept for replay per device
+HOLD_CAP = 5000  # held messages per device; beyond this the oldest are released (and logged)
 
 
 class Publisher:
@@ -57,7 +60,7 @@ class Publisher:
         session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
         keepalive_s: int = 30,
         max_unacked: int = 500,
-        replay_s: float = DEFAULT_REPLAY_S,
+        hold_until_persisted: bool = True,
     ) -> None:
         if prediction_qos not in (0, 1) or event_qos not in (0, 1):
             raise ValueError("QoS must be 0 or 1")
@@ -66,7 +69,7 @@ class Publisher:
         self.prediction_qos = prediction_qos
         self.event_qos = event_qos
         self.max_unacked = max_unacked
-        self.replay_s = replay_s
+        self.hold_until_persisted = hold_until_persisted
         self.connection = Connection(
             f"tinyfleet-{device_id}",
             address,
@@ -82,8 +85,10 @@ class Publisher:
         self._properties = publish_properties(expiry_s, SCHEMA_VERSION, CONTENT_TYPE)
         self._retained_properties = publish_properties(None, SCHEMA_VERSION, CONTENT_TYPE)
         self._lock = threading.RLock()
-        self._inflight: dict[int, SpooledMessage] = {}  # paho mid → outbox row
-        self._replay: deque[tuple[float, SpooledMessage]] = deque(maxlen=REPLAY_CAP)
+        # paho mid → (outbox row or None for a probe, acknowledgements received before it was sent)
+        self._inflight: dict[int, tuple[SpooledMessage | None, int]] = {}
+        self._acks = 0  # acknowledgements of held messages so far (numbers them)
+        self._held: deque[tuple[int, SpooledMessage]] = deque()  # (ack number, row), oldest first
         self.replayed = 0
         self._acked_early: set[int] = set()
         self._last_sent_id = 0
@@ -126,6 +131,22 @@ class Publisher:
             self._retained[topic] = payload
         self.connection.publish(topic, payload, 1, True, self._retained_properties)
 
+    def report_outbox(self, failure: str | None) -> None:
+        """Publish (retained) whether the outbox can be written: an operator must learn that a
+        device's disk is full before its memory fills too."""
+        now_ms = int(time.time() * 1000)
+        message = {
+            "schema": SCHEMA_VERSION,
+            "device": self.device_id,
+            "outbox": "ok" if failure is None else "unwritable",
+            "error": failure,
+            "unsaved": len(self.spool.unsaved),
+            "ts": iso_utc(now_ms),
+            "ts_ms": now_ms,
+        }
+        payload = json.dumps(message, separators=(",", ":")).encode()
+        self.set_retained(topics.health_topic(self.device_id), payload)
+
     def publish_now(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Send outside the outbox (discovery configs, replies): dropped while disconnected."""
         self.connection.publish(topic, payload, qos, retain, self._retained_properties)
@@ -149,41 +170,80 @@ class Publisher:
         for topic, payload in retained:
             connection.publish(topic, payload, 1, True, self._retained_properties)
         if connection.connects > 1:
-            self._resend_recently_acknowledged(connection)
+            self._resend_held(connection)
         self._mark()
         self.drain()
 
-    def _resend_recently_acknowledged(self, connection: Connection) -> None:
-        """After a reconnect: send again what the broker acknowledged just before the outage."""
+    def _resend_held(self, connection: Connection) -> None:
+        """After a reconnect: send again what the broker acknowledged but may not have saved."""
         with self._lock:
-            recent = [message for _, message in self._replay]
-            self._replay.clear()
-        for message in recent:
-            connection.publish(
-                message.topic, message.payload, message.qos, message.retain, self._properties
+            held, self._held = list(self._held), deque()
+            for _, message in held:
+                mid = connection.publish(
+                    message.topic, message.payload, message.qos, message.retain, self._properties
+                )
+                if mid is None:  # dropped again: keep the rest for the next reconnect
+                    self._held.extend((n, m) for n, m in held if m.id >= message.id)
+                    break
+                self._inflight[mid] = (message, self._acks)
+                self.replayed += 1
+        if held:
+            log.info("device %s: resent %d held messages", self.device_id, len(held))
+
+    @property
+    def held(self) -> int:
+        """Acknowledged QoS 1 messages not yet known to be saved by the broker."""
+        return len(self._held)
+
+    def confirm_held(self) -> bool:
+        """Start a round trip that releases the held messages (e.g. before a clean exit); False
+        when not connected. Re-publishes the retained ``online`` status: harmless, and its PUBACK
+        is the proof."""
+        with self._lock:
+            if not self._held:
+                return True
+            mid = self.connection.publish(
+                topics.status_topic(self.device_id), topics.STATUS_ONLINE, 1, True, None
             )
-        if recent:
-            self.replayed += len(recent)
-            log.info(
-                "device %s: resent %d recently acknowledged messages", self.device_id, len(recent)
-            )
+            if mid is None:
+                return False
+            if mid in self._acked_early:
+                self._acked_early.discard(mid)
+                self._release_up_to(self._acks)
+            else:
+                self._inflight[mid] = (None, self._acks)
+            return True
 
     def _on_publish(self, mid: int) -> None:
         with self._lock:
-            message = self._inflight.pop(mid, None)
-            if message is None:
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
                 self._acked_early.add(mid)  # acked before publish() returned its mid to us
                 return
-        self._ack(message)
+        message, acks_before = entry
+        self._release_up_to(acks_before)
+        if message is not None:
+            self._ack(message)
+
+    def _release_up_to(self, ack_number: int) -> None:
+        """Everything acknowledged before a now-acknowledged message was sent is saved."""
+        with self._lock:
+            released = []
+            while self._held and self._held[0][0] <= ack_number:
+                released.append(self._held.popleft()[1].id)
+        if released:
+            self.spool.release(released)
 
     def _ack(self, message: SpooledMessage) -> None:
-        if message.qos > 0 and self.replay_s > 0:
-            now = time.monotonic()
+        hold = message.qos > 0 and self.hold_until_persisted
+        if hold:
             with self._lock:
-                while self._replay and self._replay[0][0] < now - self.replay_s:
-                    self._replay.popleft()
-                self._replay.append((now, message))
-        self.spool.ack(message.id)
+                self._acks += 1
+                self._held.append((self._acks, message))
+                if len(self._held) > HOLD_CAP:
+                    self.spool.release([self._held.popleft()[1].id])
+                    log.warning("device %s: more than %d held messages", self.device_id, HOLD_CAP)
+        self.spool.ack(message.id, hold=hold)
         self.delivered["message"] += 1
         if len(self._inflight) < self.max_unacked // 2:
             self._mark()
@@ -210,9 +270,10 @@ class Publisher:
                 sent += 1
                 if mid in self._acked_early:
                     self._acked_early.discard(mid)
+                    self._release_up_to(self._acks)
                     self._ack(row)
                 else:
-                    self._inflight[mid] = row
+                    self._inflight[mid] = (row, self._acks)
             if len(rows) == budget:
                 self._mark()
             return sent

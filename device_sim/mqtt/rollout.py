@@ -13,10 +13,13 @@ Protocol (all QoS 1; ``<rid>`` is a random rollout id)::
     tinyfleet/<device>/rollout/state            device → operator  retained JSON: accepted / refused
     tinyfleet/<device>/<task>/model             device → all       retained identity it now runs
 
-The device checks, in order: size, sha256 of the model and of the manifest, the HMAC-SHA256
-signature (required when the device has a key), the bundle schema version, that the manifest
-describes this model and the offered task, that the device runs that task, and that the model
-loads in the interpreter with the shapes its manifest and front end promise. Only then is the bundle
+The device checks, in order: size, sha256 of the model and of the manifest, the signature
+(required when the device has a key: Ed25519 with the operator's public key, or the older shared
+HMAC-SHA256 secret — see ``rollout_keys.py``), the bundle schema version, that the manifest
+describes this model and the offered task, that the device runs that task, that the bundle's
+``release`` is not older than the running one (anti-rollback; an operator-signed, per-device,
+expiring ``downgrade`` permission overrides it), and that the model loads in the interpreter with
+the shapes its manifest and front end promise. Only then is the bundle
 written atomically to ``<model_dir>/<task>/<version>/`` (``current`` links to it) and
 ``request_model_swap(task, bundle)`` is called; the device applies it between two windows and
 then publishes the new identity on its retained ``model`` topic. The operator waits for that
@@ -25,8 +28,6 @@ identity: it, not the device's "accepted", is the proof of what the device now r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -52,6 +53,13 @@ from device_sim.bundle import (
 )
 from device_sim.errors import BundleError, ConfigError, TinyfleetError
 from device_sim.mqtt import topics
+from device_sim.mqtt.rollout_keys import (
+    HMAC_ALG,
+    SignatureProblem,
+    SigningKey,
+    VerifyKeys,
+    load_verify_keys,
+)
 
 if TYPE_CHECKING:
     from device_sim.mqtt.client import Credentials
@@ -59,12 +67,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROTOCOL = "tinyfleet-rollout/1"
-SIGNATURE_ALG = "hmac-sha256"
+SIGNATURE_ALG = HMAC_ALG  # of a shared key given as bytes
+DOWNGRADE_VALID_S = 3600  # how long an operator's signed downgrade permission can be used
 CHUNK_BYTES = 32 * 1024  # per MQTT message; small enough for constrained brokers/gateways
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024  # a micromodel is KBs; anything near this is a mistake
 MIN_KEY_BYTES = 16
 CURRENT_LINK = "current"
 MAX_PENDING = 4  # rollouts being received at once; the oldest incomplete one is dropped
+MIN_CHUNK_BYTES = 256  # the sender's smallest chunk; smaller chunks are charged as this many bytes
+PENDING_TIMEOUT_S = (
+    600.0  # a rollout whose chunks stop arriving is refused as incomplete after this
+)
+MAX_VERSION_CHARS = 128  # a bundle version becomes a folder name
+RESERVED_NAMES = frozenset({CURRENT_LINK})  # folder names of <model_dir>/<task>/ not for versions
 KEY_FILE_ENV = "TINYFLEET_ROLLOUT_KEY_FILE"
 
 
@@ -109,15 +124,37 @@ def load_key(path: str | Path) -> bytes:
     return key
 
 
-def signed_text(task: str, manifest_sha256: str, model_sha256: str) -> bytes:
-    """What the HMAC covers: the task and the hashes of both bundle files."""
-    return f"{PROTOCOL}\n{task}\n{manifest_sha256}\n{model_sha256}\n".encode()
+def signed_text(
+    task: str,
+    manifest_sha256: str,
+    model_sha256: str,
+    downgrade: Mapping[str, Any] | None = None,
+) -> bytes:
+    """What a signature covers: the task and the hashes of both bundle files (the manifest holds
+    the ``release``), plus, for a downgrade, the one device and the time (epoch s) it may be used
+    until — so a captured downgrade cannot be replayed to other devices or later."""
+    text = f"{PROTOCOL}\n{task}\n{manifest_sha256}\n{model_sha256}\n"
+    if downgrade is not None:
+        text += f"downgrade\n{downgrade['device']}\n{int(downgrade['until'])}\n"
+    return text.encode()
 
 
-def sign(key: bytes, task: str, manifest_sha256: str, model_sha256: str) -> str:
-    return hmac.new(
-        key, signed_text(task, manifest_sha256, model_sha256), hashlib.sha256
-    ).hexdigest()
+def sign(
+    key: bytes | SigningKey,
+    task: str,
+    manifest_sha256: str,
+    model_sha256: str,
+    downgrade: Mapping[str, Any] | None = None,
+) -> str:
+    return _signing_key(key).sign(signed_text(task, manifest_sha256, model_sha256, downgrade))
+
+
+def _signing_key(key: bytes | SigningKey) -> SigningKey:
+    return key if isinstance(key, SigningKey) else SigningKey(HMAC_ALG, secret=key)
+
+
+def _verify_keys(key: bytes | VerifyKeys) -> VerifyKeys:
+    return key if isinstance(key, VerifyKeys) else VerifyKeys(HMAC_ALG, secret=key)
 
 
 def _now() -> str:
@@ -142,7 +179,7 @@ class _Pending:
     started: float
     offer: dict[str, Any] | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
-    received_bytes: int = 0
+    charged_bytes: int = 0  # memory held, each chunk counted as at least MIN_CHUNK_BYTES
 
 
 def current_bundle_dir(model_dir: str | Path, task: str) -> Path | None:
@@ -179,16 +216,20 @@ def rolled_out_bundles(bundles: Iterable[Bundle], model_dir: str | Path) -> list
     return result
 
 
-def enable_rollout(device, model_dir: str | Path, *, key: bytes | None = None) -> RolloutReceiver:
+def enable_rollout(
+    device, model_dir: str | Path, *, key: bytes | VerifyKeys | None = None
+) -> RolloutReceiver:
     """Let a :class:`device_sim.device.Device` receive rollouts; returns the receiver.
 
     ``key`` None reads the key file named by ``$TINYFLEET_ROLLOUT_KEY_FILE`` if set (how a device
-    service gets its key without a command-line flag); with a key only validly signed rollouts are
-    accepted. Reports go out retained through the device's publisher, so one written while the
-    connection is down is sent after the reconnect.
+    service gets its key without a command-line flag): the operator's Ed25519 public key(s) or a
+    shared HMAC secret; with a key only validly signed rollouts are accepted. Reports go out
+    retained through the device's publisher, so one written while the connection is down is sent
+    after the reconnect.
     """
     if key is None and os.environ.get(KEY_FILE_ENV):
-        key = load_key(os.environ[KEY_FILE_ENV])
+        verify_keys = load_verify_keys(os.environ[KEY_FILE_ENV])
+        key = verify_keys.secret if verify_keys.alg == HMAC_ALG else verify_keys
     log.info(
         "device %s accepts %s rollouts into %s",
         device.device_id,
@@ -210,7 +251,8 @@ class RolloutReceiver:
 
     ``publish(topic, payload, qos, retain)`` sends the state report (the device's MQTT client).
     ``running`` maps each task the device runs to its current bundle; it is updated after each
-    accepted swap. ``key`` (bytes) makes a valid HMAC signature mandatory. Call :meth:`handle` for
+    accepted swap. ``key`` makes a valid signature mandatory: :class:`VerifyKeys` (Ed25519 public
+    keys) or bytes (a shared HMAC secret). Call :meth:`handle` for
     every message on :attr:`topic_filter`; it is safe to call from the MQTT network thread.
     """
 
@@ -222,7 +264,7 @@ class RolloutReceiver:
         publish: Callable[[str, bytes, int, bool], Any],
         running: Mapping[str, Bundle],
         *,
-        key: bytes | None = None,
+        key: bytes | VerifyKeys | None = None,
         max_bundle_bytes: int = MAX_BUNDLE_BYTES,
     ) -> None:
         self.device_id = topics.check_id(device_id)
@@ -231,6 +273,7 @@ class RolloutReceiver:
         self.publish = publish
         self.running: dict[str, Bundle] = dict(running)
         self.key = key
+        self._verifier = _verify_keys(key) if key is not None else None
         self.max_bundle_bytes = max_bundle_bytes
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
@@ -241,26 +284,76 @@ class RolloutReceiver:
     def topic_filter(self) -> str:
         return topics.rollout_filter(self.device_id)
 
+    @property
+    def max_chunks(self) -> int:
+        """The most chunks one rollout may have (the sender's chunks are >= MIN_CHUNK_BYTES)."""
+        return -(-self.max_bundle_bytes // MIN_CHUNK_BYTES)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Memory held by rollouts still being received (bytes, small chunks charged as
+        MIN_CHUNK_BYTES); bounded by ``2 * max_bundle_bytes``."""
+        return sum(p.charged_bytes for p in self._pending.values())
+
     def handle(self, topic: str, payload: bytes) -> None:
-        """Take one message from the rollout topic tree (anything else is ignored)."""
+        """Take one message from the rollout topic tree (anything else is ignored).
+
+        Whatever goes wrong, the outcome is a report: an unexpected exception is refused as
+        ``internal_error`` (with its text) and the old model keeps running.
+        """
         parts = topic.split("/")
         # tinyfleet/<device>/rollout/<rid>/offer | tinyfleet/<device>/rollout/<rid>/chunk/<i>
         if len(parts) < 5 or parts[:3] != [topics.PREFIX, self.device_id, "rollout"]:
             return
         rollout_id, kind = parts[3], parts[4]
         with self._lock:
+            self._expire_locked()
             if rollout_id in self._finished:
                 return  # a QoS 1 re-delivery, or chunks of a rollout already refused
-            if kind == "offer" and len(parts) == 5:
-                self._on_offer(rollout_id, payload)
-            elif kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
-                self._on_chunk(rollout_id, int(parts[5]), payload)
-            else:
-                return
-            pending = self._pending.get(rollout_id)
-            if pending and pending.offer and len(pending.chunks) == pending.offer["chunks"]:
-                del self._pending[rollout_id]
-                self._complete(pending)
+            try:
+                if kind == "offer" and len(parts) == 5:
+                    self._on_offer(rollout_id, payload)
+                elif kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
+                    self._on_chunk(rollout_id, int(parts[5]), payload)
+                else:
+                    return
+                pending = self._pending.get(rollout_id)
+                if pending and pending.offer and len(pending.chunks) == pending.offer["chunks"]:
+                    del self._pending[rollout_id]
+                    self._complete(pending)
+            except Exception as exc:  # a bug or an input nobody foresaw: still answer
+                pending = self._pending.pop(rollout_id, None)
+                self._refuse_unexpected(rollout_id, pending.offer if pending else None, exc)
+
+    def expire(self) -> None:
+        """Refuse (``incomplete``) rollouts whose chunks stopped arriving PENDING_TIMEOUT_S ago.
+
+        Also runs on every rollout message; call it from a timer to free memory sooner.
+        """
+        with self._lock:
+            self._expire_locked()
+
+    def _expire_locked(self) -> None:
+        cutoff = time.monotonic() - PENDING_TIMEOUT_S
+        for pending in [p for p in self._pending.values() if p.started < cutoff]:
+            del self._pending[pending.rollout_id]
+            self._report_refusal(
+                pending.rollout_id,
+                pending.offer,
+                Refused(
+                    "incomplete",
+                    f"not all chunks arrived within {PENDING_TIMEOUT_S:g} s "
+                    f"({len(pending.chunks)} received)",
+                ),
+            )
+
+    def _refuse_unexpected(
+        self, rollout_id: str, offer: Mapping[str, Any] | None, exc: Exception
+    ) -> None:
+        log.exception("rollout %s: unexpected failure", rollout_id)
+        self._report_refusal(
+            rollout_id, offer, Refused("internal_error", f"{type(exc).__name__}: {exc}")
+        )
 
     def _entry(self, rollout_id: str) -> _Pending:
         if rollout_id not in self._pending:
@@ -288,15 +381,24 @@ class RolloutReceiver:
                 ("model_bytes", int),
                 ("chunks", int),
             ):
-                if not isinstance(offer.get(name), kind):
+                value = offer.get(name)
+                if not isinstance(value, kind) or isinstance(value, bool):
                     raise Refused("offer_invalid", f"the offer lacks a valid {name!r}")
             if not 0 < offer["model_bytes"] <= self.max_bundle_bytes:
                 raise Refused(
                     "too_large",
                     f"model of {offer['model_bytes']} bytes is outside 1…{self.max_bundle_bytes}",
                 )
-            if not 0 < offer["chunks"] <= offer["model_bytes"]:
-                raise Refused("offer_invalid", f"chunk count {offer['chunks']} is impossible")
+            most = -(-offer["model_bytes"] // MIN_CHUNK_BYTES)
+            if not 0 < offer["chunks"] <= most:
+                raise Refused(
+                    "offer_invalid",
+                    f"chunk count {offer['chunks']} is impossible for {offer['model_bytes']} bytes "
+                    f"in chunks of at least {MIN_CHUNK_BYTES} bytes",
+                )
+            early = self._pending.get(rollout_id)
+            if early and any(index >= offer["chunks"] for index in early.chunks):
+                raise Refused("chunk_invalid", "a chunk index beyond the offer's chunk count")
         except (json.JSONDecodeError, UnicodeDecodeError):
             self._pending.pop(rollout_id, None)
             self._report_refusal(rollout_id, None, Refused("offer_invalid", "offer is not JSON"))
@@ -311,16 +413,37 @@ class RolloutReceiver:
         pending = self._entry(rollout_id)
         if index in pending.chunks:
             return  # a QoS 1 duplicate
-        pending.received_bytes += len(payload)
-        if pending.received_bytes > self.max_bundle_bytes:
+        limit = pending.offer["chunks"] if pending.offer else self.max_chunks
+        problem = None
+        if not payload:
+            problem = Refused("chunk_invalid", f"chunk {index} is empty")
+        elif index >= limit:
+            problem = Refused("chunk_invalid", f"chunk index {index} is beyond {limit - 1}")
+        else:
+            pending.charged_bytes += max(len(payload), MIN_CHUNK_BYTES)
+            if pending.charged_bytes > self.max_bundle_bytes + MIN_CHUNK_BYTES:
+                problem = Refused(
+                    "too_large",
+                    f"more than {self.max_bundle_bytes} bytes of chunks (chunks under "
+                    f"{MIN_CHUNK_BYTES} bytes count as {MIN_CHUNK_BYTES})",
+                )
+        if problem is not None:
             del self._pending[rollout_id]
-            self._report_refusal(
-                rollout_id,
-                pending.offer,
-                Refused("too_large", f"more than {self.max_bundle_bytes} bytes of chunks"),
-            )
+            self._report_refusal(rollout_id, pending.offer, problem)
             return
         pending.chunks[index] = bytes(payload)
+        # all rollouts together hold at most two bundles' worth: the oldest others make room
+        while self.pending_bytes > 2 * self.max_bundle_bytes:
+            others = [p for p in self._pending.values() if p is not pending]
+            if not others:
+                break
+            oldest = min(others, key=lambda p: p.started)
+            del self._pending[oldest.rollout_id]
+            self._report_refusal(
+                oldest.rollout_id,
+                oldest.offer,
+                Refused("incomplete", "newer rollouts needed the memory before all chunks came"),
+            )
 
     def _complete(self, pending: _Pending) -> None:
         offer = pending.offer or {}
@@ -331,12 +454,14 @@ class RolloutReceiver:
             bundle, created = self._verify_and_store(offer, model)
             try:
                 self._swap(pending.rollout_id, offer, bundle)
-            except Refused:
+            except Exception:
                 if created:  # nothing half-installed stays behind
                     shutil.rmtree(bundle.directory, ignore_errors=True)
                 raise
         except Refused as refusal:
             self._report_refusal(pending.rollout_id, offer, refusal)
+        except Exception as exc:
+            self._refuse_unexpected(pending.rollout_id, offer, exc)
 
     def _verify(self, offer: Mapping[str, Any], model: bytes) -> dict[str, Any]:
         if len(model) != offer["model_bytes"]:
@@ -353,18 +478,21 @@ class RolloutReceiver:
         manifest_digest = sha256_bytes(manifest_bytes)
         if manifest_digest != offer["manifest_sha256"]:
             raise Refused("sha256_mismatch", "bundle.json does not match its sha256 in the offer")
-        if self.key is not None:
+        downgrade = _downgrade_of(offer)
+        if self._verifier is not None:
             signature = offer.get("signature")
             if not isinstance(signature, str):
                 raise Refused(
                     "signature_missing",
                     "this device requires signed rollouts: send with --key (the device's key)",
                 )
-            expected = sign(self.key, offer["task"], manifest_digest, digest)
-            if not hmac.compare_digest(signature, expected):
-                raise Refused(
-                    "signature_invalid", "HMAC signature does not match (wrong key or tampered)"
+            text = signed_text(offer["task"], manifest_digest, digest, downgrade)
+            try:
+                self._verifier.verify(
+                    offer.get("signature_alg"), offer.get("key_id"), signature, text
                 )
+            except SignatureProblem as problem:
+                raise Refused(problem.code, problem.reason) from problem
         try:
             manifest = json.loads(manifest_bytes)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -391,7 +519,49 @@ class RolloutReceiver:
                 f"this device runs {', '.join(sorted(self.running)) or 'no task'}, not "
                 f"{offer['task']!r}",
             )
+        self._check_release(manifest, digest, downgrade, self.running[offer["task"]])
+        version = manifest.get("version")
+        if not isinstance(version, str) or not 0 < len(version) <= MAX_VERSION_CHARS:
+            raise Refused(
+                "version_invalid", f"the bundle version must be 1-{MAX_VERSION_CHARS} characters"
+            )
+        if _safe_dir_name(version, digest) in RESERVED_NAMES:
+            raise Refused(
+                "version_invalid",
+                f"version {version!r} is reserved on devices (it names the link to the running "
+                "model): rebuild the bundle with another version",
+            )
         return manifest
+
+    def _check_release(
+        self,
+        manifest: Mapping[str, Any],
+        digest: str,
+        downgrade: Mapping[str, Any] | None,
+        running: Bundle,
+    ) -> None:
+        """Anti-rollback: a release older than the running one needs a downgrade permission for
+        this device that has not expired (signed, on a device with a key)."""
+        release = manifest.get("release", 0)
+        if not isinstance(release, int) or isinstance(release, bool) or release < 0:
+            raise Refused("manifest_invalid", f"release {release!r} is not an integer >= 0")
+        if release >= running.release:
+            return
+        what = (
+            f"release {release} is older than release {running.release} ({running.version}) "
+            "that this device runs"
+        )
+        if downgrade is None:
+            raise Refused(
+                "rollback",
+                f"{what}: refused as a possible replay; to go back on purpose send it with "
+                "`tinyfleet rollout --downgrade` (signed by the operator)",
+            )
+        if downgrade["device"] != self.device_id:
+            raise Refused("rollback", f"{what}; the downgrade permission is for another device")
+        if downgrade["until"] < time.time():
+            raise Refused("rollback", f"{what}; the downgrade permission has expired")
+        log.warning("%s: downgrade permitted by the operator", what)
 
     def _verify_and_store(self, offer: Mapping[str, Any], model: bytes) -> tuple[Bundle, bool]:
         """Verify, then write the bundle to ``<model_dir>/<task>/<version>/``; returns it and
@@ -412,14 +582,17 @@ class RolloutReceiver:
             final = task_dir / _safe_dir_name(
                 str(manifest["version"]), digest=offer["model_sha256"]
             )
-            if final.exists():
-                existing = _existing_sha(final)
-                if existing != offer["model_sha256"]:
-                    raise Refused(
-                        "version_conflict",
-                        f"a different model with version {manifest['version']!r} is already stored",
-                    )
-                shutil.rmtree(staging)
+            if final.exists() and _existing_sha(final) != offer["model_sha256"]:
+                raise Refused(
+                    "version_conflict",
+                    f"a different model with version {manifest['version']!r} is already stored",
+                )
+            if final.exists() and _existing_manifest(final) != offer["manifest"]:
+                # same model bytes, a newly signed manifest (e.g. a recalibrated head): install it
+                # beside the old one, so `current` never points at a half-replaced folder
+                final = final.with_name(f"{final.name}~{offer['manifest_sha256'][:12]}")
+            if final.exists() and _existing_manifest(final) == offer["manifest"]:
+                shutil.rmtree(staging)  # exactly this bundle is already stored
             else:
                 _fsync_dir_files(staging)
                 os.rename(staging, final)
@@ -435,8 +608,13 @@ class RolloutReceiver:
             self.device.request_model_swap(bundle.task, bundle)
         except TinyfleetError as exc:
             raise Refused("swap_failed", f"the device refused the swap: {exc}") from exc
+        try:
+            _point_current(bundle.directory.parent, bundle.directory.name)
+        except OSError as exc:  # e.g. a full disk: keep running the old model, say so
+            if previous is not None:
+                self.device.request_model_swap(previous.task, previous)
+            raise Refused("swap_failed", f"could not record the new model: {exc}") from exc
         self.running[bundle.task] = bundle
-        _point_current(bundle.directory.parent, bundle.directory.name)
         log.info(
             "rollout %s: %s model %s → %s",
             rollout_id,
@@ -447,7 +625,14 @@ class RolloutReceiver:
         self._report(
             rollout_id,
             offer,
-            {"state": "accepted", "accepted": bundle.identity(), "signed": self.key is not None},
+            {
+                "state": "accepted",
+                "accepted": bundle.identity(),
+                "release": bundle.release,
+                "signed": self.key is not None,
+                "key_id": offer.get("key_id") if self._verifier is not None else None,
+                "downgrade": offer.get("downgrade") is not None,
+            },
         )
 
     def _report_refusal(
@@ -512,6 +697,21 @@ def check_bundle_runs(bundle: Bundle) -> None:
         )
 
 
+def _downgrade_of(offer: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The offer's downgrade permission ``{"device": id, "until": epoch s}``, None, or Refused."""
+    downgrade = offer.get("downgrade")
+    if downgrade is None:
+        return None
+    if (
+        not isinstance(downgrade, dict)
+        or not isinstance(downgrade.get("device"), str)
+        or not isinstance(downgrade.get("until"), int)
+        or isinstance(downgrade.get("until"), bool)
+    ):
+        raise Refused("offer_invalid", "the downgrade permission must be {device, until}")
+    return {"device": downgrade["device"], "until": downgrade["until"]}
+
+
 def _safe_dir_name(version: str, digest: str) -> str:
     name = "".join(c if c.isalnum() or c in "._-" else "_" for c in version).lstrip(".")
     return name or digest[:16]
@@ -521,6 +721,13 @@ def _existing_sha(directory: Path) -> str | None:
     try:
         return sha256_bytes((directory / MODEL_FILE).read_bytes())
     except OSError:
+        return None
+
+
+def _existing_manifest(directory: Path) -> str | None:
+    try:
+        return (directory / MANIFEST_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
         return None
 
 
@@ -540,8 +747,19 @@ def _point_current(task_dir: Path, target: str) -> None:
 # --- operator side ----------------------------------------------------------------------------
 
 
-def build_offer(bundle: Bundle, key: bytes | None, chunk_bytes: int) -> tuple[dict, list[bytes]]:
-    """The offer message and the model chunks for ``bundle`` (signed when ``key`` is given)."""
+def build_offer(
+    bundle: Bundle,
+    key: bytes | SigningKey | None,
+    chunk_bytes: int,
+    *,
+    downgrade_device: str | None = None,
+    downgrade_valid_s: int = DOWNGRADE_VALID_S,
+) -> tuple[dict, list[bytes]]:
+    """The offer message and the model chunks for ``bundle`` (signed when ``key`` is given).
+
+    ``downgrade_device`` adds a permission, for that device only and ``downgrade_valid_s``
+    seconds, to install the bundle although its release is older than the device's.
+    """
     model = bundle.model_bytes()
     manifest = bundle.manifest_path.read_text()
     manifest_digest = sha256_bytes(manifest.encode())
@@ -557,10 +775,23 @@ def build_offer(bundle: Bundle, key: bytes | None, chunk_bytes: int) -> tuple[di
         "manifest_sha256": manifest_digest,
         "chunks": len(chunks),
         "chunk_bytes": chunk_bytes,
-        "signature_alg": SIGNATURE_ALG if key else None,
-        "signature": sign(key, bundle.task, manifest_digest, bundle.model_sha256) if key else None,
+        "release": bundle.release,
+        "downgrade": None,
+        "signature_alg": None,
+        "key_id": None,
+        "signature": None,
         "sent": _now(),
     }
+    if downgrade_device is not None:
+        until = int(time.time()) + int(downgrade_valid_s)
+        offer["downgrade"] = {"device": topics.check_id(downgrade_device), "until": until}
+    if key:
+        signing = _signing_key(key)
+        offer["signature_alg"] = signing.alg
+        offer["key_id"] = signing.key_id
+        offer["signature"] = sign(
+            signing, bundle.task, manifest_digest, bundle.model_sha256, offer["downgrade"]
+        )
     return offer, chunks
 
 
@@ -602,11 +833,12 @@ def publish_rollout(
     broker_url: str,
     bundle_dir: str | Path,
     device_ids: Iterable[str],
-    key: bytes | None = None,
+    key: bytes | SigningKey | None = None,
     *,
     credentials: Credentials | None = None,
     timeout: float = 30.0,
     chunk_bytes: int = CHUNK_BYTES,
+    downgrade: bool = False,
 ) -> RolloutResult:
     """Send the bundle in ``bundle_dir`` to ``device_ids``; wait up to ``timeout`` s for outcomes.
 
@@ -615,15 +847,20 @@ def publish_rollout(
     accepted by then are reported as ``accepted`` (the swap happens at their next window), silent
     ones as ``no_answer`` (an offline device with a persistent session still gets the rollout when
     it reconnects; its report then lands on the retained state topic).
+
+    ``downgrade`` sends each device a signed permission (valid :data:`DOWNGRADE_VALID_S`) to go
+    back to this bundle although its release is older than what the device runs.
     """
     from device_sim.mqtt.client import Credentials, detect_protocol, new_client, parse_broker_url
 
     devices = [topics.check_id(d) for d in device_ids]
     if not devices:
         raise ConfigError("no devices given: pass --devices ID[,ID…]")
-    if chunk_bytes < 256:
-        raise ConfigError("chunk size must be at least 256 bytes")
+    if chunk_bytes < MIN_CHUNK_BYTES:
+        raise ConfigError(f"chunk size must be at least {MIN_CHUNK_BYTES} bytes")
     bundle = load_bundle(bundle_dir)
+    if downgrade and not key:
+        raise ConfigError("--downgrade needs --key: devices only accept a signed downgrade")
     offer, chunks = build_offer(bundle, key, chunk_bytes)
     rollout_id = uuid.uuid4().hex[:12]
     address = parse_broker_url(broker_url)
@@ -691,6 +928,8 @@ def publish_rollout(
         if not subscribed.wait(10) or problems:
             raise RolloutError(f"{problems[0] if problems else 'no SUBACK'} at {address.url}")
         for device in devices:
+            if downgrade:  # signed for this device only
+                offer, chunks = build_offer(bundle, key, chunk_bytes, downgrade_device=device)
             infos = [client.publish(offer_topic(device, rollout_id), json.dumps(offer), qos=1)]
             for index, chunk in enumerate(chunks):
                 infos.append(client.publish(chunk_topic(device, rollout_id, index), chunk, qos=1))

@@ -510,3 +510,46 @@ def reload_brokers(state_dir: str | Path) -> list[int]:
     if not pids:
         log.info("no mosquitto is running from %s; the new users apply when it starts", state_dir)
     return pids
+
+
+# --- a fleet's passwords, for simulators and provisioning scripts -------------------------------
+
+
+def save_password(path: str | Path, name: str, password: str) -> Path:
+    """Record ``name:password`` in ``path`` (0600 from creation, rewritten atomically).
+
+    Why a file: a simulated fleet (``tinyfleet simulate --credentials FILE``) or a provisioning
+    script needs every device's password, and ``credentials add`` shows each only once. An entry
+    for ``name`` that is already there is replaced. Keep the file as secret as the passwords.
+    """
+    check_name(name, "user name")
+    path = Path(path)
+    passwords = load_passwords(path) if path.exists() else {}
+    passwords[name] = password
+    text = "".join(f"{user}:{secret}\n" for user, secret in sorted(passwords.items()))
+    _write_private(path, text.encode())
+    return path
+
+
+def load_passwords(path: str | Path) -> dict[str, str]:
+    """``{device id: password}`` from a file of ``id:password`` lines (as :func:`save_password`
+    writes them; blank lines and ``#`` comments are skipped)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the credentials file {path}: {exc}") from exc
+    passwords: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, password = line.partition(":")
+        if not sep or not password:
+            raise ConfigError(
+                f"{path}:{number} is not 'device-id:password' (write the file with "
+                "`tinyfleet credentials add ID --passwords-file FILE`)"
+            )
+        passwords[check_name(name, f"{path}:{number}: user name")] = password
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        log.warning("%s holds passwords but other users may read it: chmod 600 %s", path, path)
+    return passwords

@@ -3,6 +3,7 @@
 ::
 
     tinyfleet/<device>/status                 retained "online" / "offline" (the Last Will)
+    tinyfleet/<device>/health                 retained JSON: outbox writable or not (a full disk)
     tinyfleet/<device>/<task>/prediction      one JSON message per window (QoS 0 by default)
     tinyfleet/<device>/<task>/event           keyword detected, alarm raised/cleared, band change (QoS 1)
     tinyfleet/<device>/<task>/model           retained identity of the model the device runs
@@ -52,6 +53,11 @@ def check_id(value: str, what: str = "device id") -> str:
 
 def status_topic(device: str) -> str:
     return f"{PREFIX}/{device}/status"
+
+
+def health_topic(device: str) -> str:
+    """Retained JSON: conditions a device wants an operator to see (e.g. its outbox is full)."""
+    return f"{PREFIX}/{device}/health"
 
 
 def prediction_topic(device: str, task: str) -> str:

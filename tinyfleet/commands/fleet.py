@@ -98,6 +98,19 @@ def terminal_safe(value: Any) -> str:
     )
 
 
+def _device_passwords(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--credentials FILE``: each device logs in as its id with its own password."""
+    if getattr(args, "credentials", None) is None:
+        return None
+    from device_sim.mqtt.security import load_passwords
+
+    if args.username or args.password:
+        raise ConfigError(
+            "--credentials gives each device its own login: drop --username/--password"
+        )
+    return load_passwords(args.credentials)
+
+
 # -- broker -------------------------------------------------------------------------------------
 def run_broker(args: argparse.Namespace) -> int:
     from device_sim.mqtt.broker import MosquittoBroker, mosquitto_binary, start_broker
@@ -191,6 +204,7 @@ def _fleet_options(args: argparse.Namespace, bundles: list, **overrides: Any):
         broker_url=args.broker,
         bundles=bundles,
         credentials=_credentials(args),
+        passwords=_device_passwords(args),
         rate_hz=args.rate,
         fast=args.fast,
         duration_s=args.duration,
@@ -272,6 +286,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=50_000,
         help="messages each device keeps on disk while the broker is unreachable",
+    )
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="device-id:password lines (`tinyfleet credentials add ID --passwords-file FILE`): "
+        "each device logs in as its id with its own password",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated sensors")
     parser.add_argument(

@@ -24,6 +24,8 @@ def run_credentials_add(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).resolve()
     security.ensure_tls(state_dir)  # so the CA printed below exists before the broker first runs
     password = security.add_credentials(state_dir, args.name, args.role)
+    if args.passwords_file is not None:
+        security.save_password(args.passwords_file, args.name, password)
     result = {
         "user": args.name,
         "role": args.role,
@@ -71,10 +73,11 @@ def _devices(text: str) -> list[str]:
 
 def run_rollout(args: argparse.Namespace) -> int:
     from device_sim.mqtt.client import Credentials
-    from device_sim.mqtt.rollout import load_key, publish_rollout
+    from device_sim.mqtt.rollout import publish_rollout
+    from device_sim.mqtt.rollout_keys import load_signing_key
     from tinyfleet.commands.fleet import mqtt_password
 
-    key = load_key(args.key) if args.key else None
+    key = load_signing_key(args.key) if args.key else None
     credentials = Credentials(
         username=args.username,
         password=mqtt_password(args),
@@ -88,6 +91,7 @@ def run_rollout(args: argparse.Namespace) -> int:
         key,
         credentials=credentials,
         timeout=args.timeout,
+        downgrade=args.downgrade,
     )
 
     def render(r: dict[str, Any]) -> str:
@@ -113,6 +117,25 @@ def run_rollout(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def run_rollout_keygen(args: argparse.Namespace) -> int:
+    from device_sim.mqtt.rollout_keys import generate_key_pair
+
+    private = Path(f"{args.out}.key")
+    public = Path(f"{args.out}.pub")
+    key_id = generate_key_pair(private, public)
+    result = {"private_key": str(private), "public_key": str(public), "key_id": key_id}
+
+    def render(r: dict[str, Any]) -> str:
+        return (
+            f"operator key {r['key_id']}:\n"
+            f"  {r['private_key']} (0600) signs rollouts: keep it on the operator's machine only\n"
+            f"  {r['public_key']} goes to every device ($TINYFLEET_ROLLOUT_KEY_FILE)"
+        )
+
+    emit(result, args.json, render)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     credentials = subparsers.add_parser(
         "credentials",
@@ -129,6 +152,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("device", "subscriber", "operator"),
         default="device",
         help="device: writes its own topics; subscriber: reads all; operator: reads/writes all",
+    )
+    add.add_argument(
+        "--passwords-file",
+        type=Path,
+        help="also record NAME:PASSWORD in this file (0600), e.g. for `simulate --credentials`",
     )
     remove = actions.add_parser("remove", help="remove a user (its rights end at once)")
     remove.add_argument("name", metavar="NAME")
@@ -158,7 +186,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rollout.add_argument("--bundle", type=Path, required=True, help="bundle folder to send")
     rollout.add_argument("--devices", required=True, help="device ids, comma-separated")
     rollout.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="broker URL")
-    rollout.add_argument("--key", type=Path, help="HMAC key file shared with the devices")
+    rollout.add_argument(
+        "--key",
+        type=Path,
+        help="signing key: the operator's Ed25519 private key (tinyfleet rollout-keygen) or an "
+        "HMAC key file shared with the devices",
+    )
+    rollout.add_argument(
+        "--downgrade",
+        action="store_true",
+        help="allow devices to go back to this bundle although it is an older release (signed "
+        "per device, valid 1 h; needs --key)",
+    )
     rollout.add_argument("--username", help="operator user of a secure broker")
     rollout.add_argument(
         "--password", help="its password (visible in `ps`: prefer --password-file)"
@@ -174,3 +213,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_json_flag(rollout)
     rollout.set_defaults(func=run_rollout)
+
+    keygen = subparsers.add_parser(
+        "rollout-keygen",
+        help="make an operator Ed25519 key pair for signing rollouts",
+        description="Writes OUT.key (private, 0600: signs rollouts, stays with the operator) and "
+        "OUT.pub (public: copy to devices, named by $TINYFLEET_ROLLOUT_KEY_FILE). Never overwrites "
+        "a key. Rotation and revocation: docs/security.md.",
+    )
+    keygen.add_argument("--out", required=True, help="path prefix, e.g. ~/.tinyfleet/rollout")
+    add_json_flag(keygen)
+    keygen.set_defaults(func=run_rollout_keygen)
