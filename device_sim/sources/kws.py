@@ -191,14 +191,26 @@ def _mic_source(sample_rate: int) -> PcmStreamSource:
     return PcmStreamSource(process.stdout, sample_rate, process)
 
 
-def sim_corpus(keywords: list[str], seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Words for the simulator: the newest cached synthesized corpus, else a small fresh one."""
-    from device_sim.sources import speech_synth
+_SHARED_CORPUS: list[list[tuple[str, np.ndarray]]] = []  # this process's corpus, once loaded
 
-    corpus = speech_synth.cached_words()
-    if corpus:
-        return corpus
-    return speech_synth.demo_words((*keywords, "bird", "house", "seven", "wow"), seed=seed)
+
+def sim_corpus(keywords: list[str], seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """Words for the simulator: the newest cached synthesized corpus, else a small fresh one.
+
+    Loaded once per process and shared, read-only, by every simulated device of it (each reads
+    it with its own seeded generator): a corpus is tens of MB, and a copy per device made 50 KWS
+    devices take 2.6 GB.
+    """
+    if not _SHARED_CORPUS:
+        from device_sim.sources import speech_synth
+
+        corpus = speech_synth.cached_words() or speech_synth.demo_words(
+            (*keywords, "bird", "house", "seven", "wow"), seed=seed
+        )
+        for _, audio in corpus:
+            audio.flags.writeable = False
+        _SHARED_CORPUS.append(corpus)
+    return _SHARED_CORPUS[0]
 
 
 def open_source(
