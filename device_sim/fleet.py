@@ -24,7 +24,7 @@ import signal
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 SourceFactory = Callable[[Bundle, int, int], Source]
 SLOW_WINDOW_S = 60.0  # real-time windows further apart than this are worth a warning
 MAX_BATCH_WINDOWS = 1024  # windows taken from the schedule at once (all due ones, up to this)
+FAST_WINDOWS_PER_PASS = 512  # --fast: windows produced between two network passes ...
+FAST_MIN_ROUNDS = 4  # ... and at least this many per (device, task)
+SELF_PACED_SOURCES = ("stdin", "mic")  # reading blocks until the samples exist
 
 
 @dataclass
@@ -72,6 +75,9 @@ class FleetOptions:
     source_path: Path | None = None
     drain_timeout_s: float = 30.0
     index_offset: int = 0  # first device index (a shard of a bigger fleet)
+    # windows per second of single tasks (e.g. {"vibration": 1.0}: a condition monitor sampling
+    # once a second); the others run at ``rate_hz`` or in real time
+    task_rate_hz: Mapping[str, float] = field(default_factory=dict)
 
     def check(self) -> FleetOptions:
         if not self.bundles:
@@ -84,6 +90,10 @@ class FleetOptions:
             raise ConfigError("--rate and --fast exclude each other")
         if self.device_ids is not None and len(self.device_ids) != self.devices:
             raise ConfigError("give one device id per device")
+        if any(not rate > 0 for rate in self.task_rate_hz.values()):
+            raise ConfigError("--task-rate needs TASK=HZ with HZ > 0 windows per second")
+        if self.fast and self.task_rate_hz:
+            raise ConfigError("--task-rate and --fast exclude each other")
         return self
 
 
@@ -198,11 +208,10 @@ class Fleet:
         counter = 0
         for device in self.devices:
             for task, pipeline in device.pipelines.items():
-                interval = (
-                    1.0 / self.options.rate_hz if self.options.rate_hz else pipeline.hop_seconds
-                )
+                rate = self.options.task_rate_hz.get(task, self.options.rate_hz)
+                interval = 1.0 / rate if rate else pipeline.hop_seconds
                 first = start + pipeline.window_samples / pipeline.sample_rate
-                if self.options.rate_hz:
+                if rate:
                     first = start + interval
                 pipeline.prefetch()
                 slot = _Slot(first + rng.uniform(0, interval), device, task, interval)
@@ -211,12 +220,14 @@ class Fleet:
         heapq.heapify(heap)
         if not self.options.rate_hz:
             slow = {
-                slot.task: slot.interval for _, _, slot in heap if slot.interval > SLOW_WINDOW_S
+                slot.task: slot.interval
+                for _, _, slot in heap
+                if slot.interval > SLOW_WINDOW_S and slot.task not in self.options.task_rate_hz
             }
             for task, interval in slow.items():
                 log.warning(
                     "%s: in real time a window is due every %.0f s (the sensor's pace); pass "
-                    "--rate HZ to simulate faster",
+                    "--rate HZ or --task-rate TASK=HZ to simulate faster",
                     task,
                     interval,
                 )
@@ -300,10 +311,16 @@ class Fleet:
     def _run_fast(self, deadline: float) -> None:
         active = [(d, t) for d in self.devices for t in d.pipelines]
         backlog = 2 * max(d.publisher.max_unacked for d in self.devices)
+        # Each network pass sends what the batches of the pass queued: one commit, one select,
+        # and per device one TCP write carrying several messages (a write costs far more than a
+        # message). A source that paces itself (stdin, microphone) blocks in read: there every
+        # window goes out at once instead of waiting for the next ones.
+        if self.options.source_kind in SELF_PACED_SOURCES:
+            rounds = 1
+        else:
+            rounds = max(FAST_MIN_ROUNDS, FAST_WINDOWS_PER_PASS // len(active))
         while active and not self.stop_event.is_set() and time.monotonic() < deadline:
-            # one window of every active (device, task) per batch; ~32 windows or more per network
-            # pass: one SQLite commit and one select for them all
-            for _ in range(max(1, 32 // len(active))):
+            for _ in range(rounds):  # a batch holds one window of every ready (device, task)
                 ready = [(d, t) for d, t in active if len(d.publisher.spool) < backlog]
                 produced = run_windows([(d, t, None) for d, t in ready])
                 finished = {

@@ -415,6 +415,31 @@ class Connection:
             self.client.disconnect()
 
 
+_TCP_CORK = getattr(socket, "TCP_CORK", None)  # Linux
+
+
+@contextlib.contextmanager
+def _corked(sock):
+    """Hold back partial TCP segments while paho writes its queued packets one ``send`` each.
+
+    paho sends every MQTT packet with its own ``send``; on Linux each one otherwise goes through
+    the whole TCP transmit path (and wakes the broker) on its own. Corked, the packets of one pass
+    leave together in as few segments as fit, the moment the cork is removed: the same bytes in
+    the same order, just fewer segments. A no-op where TCP_CORK does not exist.
+    """
+    corked = False
+    if _TCP_CORK is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
+            corked = True
+    try:
+        yield
+    finally:
+        if corked:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
+
+
 class NetworkLoop:
     """Drives many paho clients from one thread with ``selectors`` (no thread per client).
 
@@ -510,7 +535,13 @@ class NetworkLoop:
             if mask & selectors.EVENT_READ:
                 client.loop_read()
             if mask & selectors.EVENT_WRITE:
-                client.loop_write()
+                # paho keeps its unsent packets in _out_packet (no public count); cork only when
+                # a write carries several of them, as a lone packet gains nothing from it
+                if len(getattr(client, "_out_packet", ())) > 1:
+                    with _corked(key.fileobj):
+                        client.loop_write()
+                else:
+                    client.loop_write()
         now = time.monotonic()
         if now - self._last_misc >= self.MISC_INTERVAL_S:
             self._last_misc = now

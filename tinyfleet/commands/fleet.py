@@ -133,6 +133,22 @@ def _render_fleet(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _task_rates(items: list[str] | None) -> dict[str, float]:
+    """``["vibration=1", "air_quality=0.5"]`` → ``{"vibration": 1.0, "air_quality": 0.5}``."""
+    rates: dict[str, float] = {}
+    for item in items or []:
+        task, _, value = item.partition("=")
+        try:
+            rates[task.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"--task-rate {item!r}: use TASK=HZ, e.g. --task-rate vibration=1"
+            ) from None
+        if task.strip() not in TASKS:
+            raise ConfigError(f"--task-rate {item!r}: unknown task; choose from {', '.join(TASKS)}")
+    return rates
+
+
 def _fleet_options(args: argparse.Namespace, bundles: list, **overrides: Any):
     from device_sim.fleet import FleetOptions
 
@@ -141,6 +157,7 @@ def _fleet_options(args: argparse.Namespace, bundles: list, **overrides: Any):
         bundles=bundles,
         credentials=_credentials(args),
         rate_hz=args.rate,
+        task_rate_hz=_task_rates(args.task_rate),
         fast=args.fast,
         duration_s=args.duration,
         max_windows=args.max_windows,
@@ -203,6 +220,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--rate", type=float, help="windows per second per task per device (default: real time)"
     )
     pace.add_argument("--fast", action="store_true", help="as fast as possible (benchmarks)")
+    parser.add_argument(
+        "--task-rate",
+        action="append",
+        metavar="TASK=HZ",
+        help="windows per second of one task, e.g. vibration=1 (repeatable; others: --rate or "
+        "real time)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--max-windows", type=int, help="stop each device's task after this many windows"
