@@ -440,6 +440,16 @@ def _corked(sock):
                 sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
 
 
+def _has_data(sock) -> bool:
+    """True when ``sock`` has received bytes waiting to be read (never blocks)."""
+    if isinstance(sock, ssl.SSLSocket):
+        return sock.pending() > 0  # decrypted bytes; the rest shows up in the next select
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)))
+    except OSError:  # nothing yet (BlockingIOError) or an error loop_read will report
+        return False
+
+
 class NetworkLoop:
     """Drives many paho clients from one thread with ``selectors`` (no thread per client).
 
@@ -451,6 +461,7 @@ class NetworkLoop:
 
     MISC_INTERVAL_S = 0.25
     MAX_CONNECTING = 32
+    MAX_READS_PER_PASS = 256  # packets read from one socket before the others get their turn
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -534,6 +545,12 @@ class NetworkLoop:
                 continue
             if mask & selectors.EVENT_READ:
                 client.loop_read()
+                # paho reads one packet per call unless it awaits acknowledgements; a subscriber
+                # would need a whole pass (select, hooks) per message. Read on while data waits.
+                for _ in range(self.MAX_READS_PER_PASS):
+                    if client.socket() is not key.fileobj or not _has_data(key.fileobj):
+                        break
+                    client.loop_read()
             if mask & selectors.EVENT_WRITE:
                 # paho keeps its unsent packets in _out_packet (no public count); cork only when
                 # a write carries several of them, as a lone packet gains nothing from it
