@@ -460,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--memory-devices", type=int, nargs="+", default=[100, 1000], help="memory: fleet sizes"
     )
+    parser.add_argument(
+        "--shared-recordings", type=int, default=0, metavar="K", help="CLI sections: simulate's K"
+    )
     parser.add_argument("--memory-seconds", type=float, default=20.0, help="memory: run time")
     parser.add_argument(
         "--limit-messages", type=int, default=50_000, help="mosquitto_limit: messages"

@@ -111,6 +111,7 @@ def _simulate_args(args, bundles, broker_url: str, state: Path) -> list[str]:
     return [
         *TINYFLEET, "simulate", "--bundles", *(str(b.directory) for b in bundles),
         "--broker", broker_url, "--qos", "1", "--state-dir", str(state), "--json",
+        "--shared-recordings", str(args.shared_recordings),
     ]  # fmt: skip
 
 

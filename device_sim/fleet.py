@@ -78,6 +78,9 @@ class FleetOptions:
     # windows per second of single tasks (e.g. {"vibration": 1.0}: a condition monitor sampling
     # once a second); the others run at ``rate_hz`` or in real time
     task_rate_hz: Mapping[str, float] = field(default_factory=dict)
+    # > 0: simulated sensors replay this many recordings per task, rendered once per process
+    # (device_sim.sources.shared), instead of one simulator per device
+    shared_recordings: int = 0
 
     def check(self) -> FleetOptions:
         if not self.bundles:
@@ -92,6 +95,8 @@ class FleetOptions:
             raise ConfigError("give one device id per device")
         if any(not rate > 0 for rate in self.task_rate_hz.values()):
             raise ConfigError("--task-rate needs TASK=HZ with HZ > 0 windows per second")
+        if self.shared_recordings < 0:
+            raise ConfigError("--shared-recordings must be 0 (off) or more")
         if self.fast and self.task_rate_hz:
             raise ConfigError("--task-rate and --fast exclude each other")
         return self
@@ -126,6 +131,10 @@ class Fleet:
         model_dir: Path | None = None,
     ) -> None:
         self.options = options.check()
+        if source_factory is None and options.shared_recordings and options.source_kind == "sim":
+            from device_sim.sources.shared import SharedRecordings
+
+            source_factory = SharedRecordings(options.shared_recordings, options.seed)
         self.address = parse_broker_url(options.broker_url)
         self.loop = NetworkLoop()
         self.cache = ModelCache()

@@ -177,3 +177,33 @@ def test_batched_invoke_gives_each_row_what_a_single_invoke_gives(bundles):
         features = rng.normal(0, 3, (37, *model.input_spec.shape[1:])).astype(np.float32)
         one_by_one = np.stack([model.predict(row) for row in features])
         np.testing.assert_array_equal(model.predict_batch(features), one_by_one)
+
+
+def test_shared_recordings_are_rendered_once_per_process_and_looped_per_device(tmp_path, bundles):
+    from device_sim.sources.shared import RECORDING_WINDOWS, SharedRecordings
+
+    vibration = bundles[1]
+    options = FleetOptions(
+        f"mqtt://127.0.0.1:{free_port()}",
+        [vibration],
+        devices=4,
+        state_dir=tmp_path,
+        shared_recordings=2,
+    )
+    fleet = Fleet(options)
+    try:
+        sources = [d.pipelines["vibration"].source for d in fleet.devices]
+        assert sources[0].rows is sources[2].rows  # one copy per recording, shared
+        assert sources[0].rows is not sources[1].rows
+        assert not sources[0].rows.flags.writeable
+        assert all(run_windows([(d, "vibration", None) for d in fleet.devices]))
+    finally:
+        fleet.close()
+    factory = SharedRecordings(1)
+    looped = factory(vibration, 0, seed=5)
+    total = len(looped.rows)
+    assert total > RECORDING_WINDOWS * vibration.feature_config["hop_samples"]
+    start = looped.position
+    chunk = looped.read(total + 10)  # wraps around: never runs dry
+    np.testing.assert_array_equal(chunk[:10], looped.rows[(start + np.arange(10)) % total])
+    assert looped.position == (start + 10) % total

@@ -174,7 +174,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     from device_sim.fleet import run_sharded
 
     options = _fleet_options(
-        args, _bundles(args), devices=args.devices, device_prefix=args.device_prefix
+        args,
+        _bundles(args),
+        devices=args.devices,
+        device_prefix=args.device_prefix,
+        shared_recordings=args.shared_recordings,
     )
     result = run_sharded(options, args.processes)
     emit(result, args.json, _render_fleet)
@@ -365,6 +369,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     simulate.add_argument("--device-prefix", default="sim", help="device ids are PREFIX-000 …")
     simulate.add_argument(
         "--processes", type=int, default=1, help="split the devices across this many processes"
+    )
+    simulate.add_argument(
+        "--shared-recordings",
+        type=int,
+        default=0,
+        metavar="K",
+        help="simulated sensors replay K recordings per task rendered once per process, instead "
+        "of a simulator per device (big fleets: less CPU and memory; default 0: off)",
     )
     _add_run_options(simulate)
     simulate.set_defaults(func=run_simulate)
