@@ -29,7 +29,7 @@ from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError
 from device_sim.features import frontend_from_dict
 from device_sim.features.base import FrontEnd
-from device_sim.interpreter import Int8Model
+from device_sim.interpreter import MAX_BATCH, Int8Model
 from device_sim.mqtt import topics
 from device_sim.mqtt.payload import encode_event, encode_prediction
 from device_sim.mqtt.publisher import Publisher
@@ -389,19 +389,22 @@ def run_windows(requests: Sequence[tuple[Device, str, int | None]]) -> list[bool
     results: dict[int, tuple[np.ndarray | None, np.ndarray | None, WindowTiming]] = {}
     for windows in groups.values():
         valid = [w for w in windows if w.reason is None]
-        features = outputs = None
-        timing = WindowTiming()
-        if valid:
-            pipeline = valid[0].pipeline
+        # chunks bound the front end's temporaries (a vibration window is ~100 KB in float64,
+        # several copies of it per step), which the allocator would keep for good
+        for start in range(0, len(valid), MAX_BATCH):
+            chunk = valid[start : start + MAX_BATCH]
+            pipeline = chunk[0].pipeline
             started = time.perf_counter()
-            features = pipeline.frontend.batch(np.stack([w.samples for w in valid]))
+            features = pipeline.frontend.batch(np.stack([w.samples for w in chunk]))
             after_features = time.perf_counter()
             outputs = pipeline.model.predict_batch(features)
             after_invoke = time.perf_counter()
-            timing.features = (after_features - started) * 1000 / len(valid)
-            timing.invoke = (after_invoke - after_features) * 1000 / len(valid)
-        for row, window in enumerate(valid):
-            results[id(window)] = (outputs[row], features[row], dataclasses.replace(timing))
+            timing = WindowTiming(
+                features=(after_features - started) * 1000 / len(chunk),
+                invoke=(after_invoke - after_features) * 1000 / len(chunk),
+            )
+            for row, window in enumerate(chunk):
+                results[id(window)] = (outputs[row], features[row], dataclasses.replace(timing))
     for window in pending:
         output, features, timing = results.get(id(window), (None, None, WindowTiming()))
         window.device.finish_window(window, output, features, timing)

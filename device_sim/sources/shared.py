@@ -70,9 +70,19 @@ class SharedRecordings:
                 frontend = frontend_from_dict(bundle.feature_config)
                 hop = _hop_rows(bundle, frontend.window_samples)
                 source = open_source(bundle, "sim", seed=self.seed * 1_000 + which)
-                rows = np.asarray(source.read(frontend.window_samples + RECORDING_WINDOWS * hop))
-                if rows.dtype == np.float64 and bundle.task != "air_quality":
-                    rows = rows.astype(np.float32)  # sensor samples; halves the memory
+                # in pieces: one big render holds several times the recording in temporaries,
+                # and the allocator keeps that peak for the life of the process
+                total = frontend.window_samples + RECORDING_WINDOWS * hop
+                pieces = [np.asarray(source.read(min(16 * hop, total)))]
+                rows = np.empty((total, *pieces[0].shape[1:]), dtype=pieces[0].dtype)
+                filled = 0
+                while True:
+                    piece = pieces.pop()
+                    rows[filled : filled + len(piece)] = piece
+                    filled += len(piece)
+                    if filled >= total:
+                        break
+                    pieces.append(np.asarray(source.read(min(16 * hop, total - filled))))
                 rows.flags.writeable = False
                 self._recordings[key] = (rows, float(source.sample_rate))
                 source.close()
