@@ -207,3 +207,24 @@ def test_shared_recordings_are_rendered_once_per_process_and_looped_per_device(t
     chunk = looped.read(total + 10)  # wraps around: never runs dry
     np.testing.assert_array_equal(chunk[:10], looped.rows[(start + np.arange(10)) % total])
     assert looped.position == (start + 10) % total
+
+
+def test_task_rate_sets_one_tasks_pace_and_the_others_keep_real_time(tmp_path, bundles):
+    from device_sim.errors import ConfigError
+
+    kws, vibration = bundles[0], bundles[1]
+    options = FleetOptions(
+        f"mqtt://127.0.0.1:{free_port()}",
+        [kws, vibration],
+        devices=2,
+        state_dir=tmp_path,
+        task_rate_hz={"vibration": 2.0},
+    )
+    fleet = Fleet(options, source_factory=_sources)
+    try:
+        intervals = {slot.task: slot.interval for _, _, slot in fleet._schedule()}
+    finally:
+        fleet.close()
+    assert intervals == {"kws": pytest.approx(0.25), "vibration": pytest.approx(0.5)}
+    with pytest.raises(ConfigError, match="task-rate"):
+        FleetOptions("mqtt://x:1", [kws], task_rate_hz={"kws": 0}).check()
