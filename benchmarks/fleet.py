@@ -13,6 +13,15 @@ Sections (``--only``):
 * ``live`` — N devices at real-time pacing (or ``--rate``): p50/p99 window-ready → receipt, loss;
 * ``device_path`` — per window, front end + invoke vs the bare ``invoke`` of the same model;
 * ``frontend`` — the KWS log-mel front end vs librosa computing the same features.
+
+and, through the CLI as a user runs it (``benchmarks/fleet_cli.py``): ``fast`` (counted by an
+independent ``mosquitto_sub``), ``live_store`` (into ``tinyfleet subscribe --store``), ``memory``,
+``mosquitto_limit`` (mosquitto_pub → mosquitto_sub alone) and ``batched_invoke``.
+
+    python benchmarks/fleet.py --bundle artifacts/kws --only fast --fast-devices 50
+    python benchmarks/fleet.py --bundle artifacts/kws --bundle artifacts/vibration \
+        --bundle artifacts/air_quality --only live_store --devices 1000 \
+        --task-rate vibration=1 --task-rate air_quality=1 --seconds 60
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from device_sim.bundle import load_bundle  # noqa: E402
 from device_sim.fleet import FleetOptions, run_sharded  # noqa: E402
 from device_sim.mqtt.broker import MosquittoBroker  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fleet_cli  # noqa: E402
 
 log = logging.getLogger("benchmarks.fleet")
 
@@ -422,6 +434,11 @@ SECTIONS = {
     "live": bench_live,
     "device_path": bench_device_path,
     "frontend": bench_frontend,
+    "fast": fleet_cli.bench_fast,
+    "live_store": fleet_cli.bench_live,
+    "memory": fleet_cli.bench_memory,
+    "mosquitto_limit": fleet_cli.bench_mosquitto_limit,
+    "batched_invoke": fleet_cli.bench_batched_invoke,
 }
 
 
@@ -437,6 +454,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-devices", type=int, default=4, help="throughput: devices")
     parser.add_argument("--processes", type=int, default=2, help="fleet processes")
     parser.add_argument("--repeats", type=int, default=300, help="timing repeats")
+    parser.add_argument(
+        "--task-rate", action="append", metavar="TASK=HZ", help="live_store/memory: task rates"
+    )
+    parser.add_argument(
+        "--memory-devices", type=int, nargs="+", default=[100, 1000], help="memory: fleet sizes"
+    )
+    parser.add_argument(
+        "--shared-recordings", type=int, default=0, metavar="K", help="CLI sections: simulate's K"
+    )
+    parser.add_argument("--memory-seconds", type=float, default=20.0, help="memory: run time")
+    parser.add_argument(
+        "--limit-messages", type=int, default=50_000, help="mosquitto_limit: messages"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -449,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         sections = [s for s in sections if s == "frontend"]
     bundles = [load_bundle(p) for p in paths]
-    results: dict[str, Any] = {"machine_cpus": multiprocessing.cpu_count()}
+    results: dict[str, Any] = {
+        "machine_cpus": multiprocessing.cpu_count(),
+        "load_average_at_start": fleet_cli.load_average(),
+    }
     for name in sections:
         started = time.perf_counter()
         results[name] = SECTIONS[name](args, bundles)

@@ -13,6 +13,7 @@ the new model identity is published retained on ``tinyfleet/<device>/<task>/mode
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -28,7 +29,7 @@ from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError
 from device_sim.features import frontend_from_dict
 from device_sim.features.base import FrontEnd
-from device_sim.interpreter import Int8Model
+from device_sim.interpreter import MAX_BATCH, Int8Model
 from device_sim.mqtt import topics
 from device_sim.mqtt.payload import encode_event, encode_prediction
 from device_sim.mqtt.publisher import Publisher
@@ -262,31 +263,44 @@ class Device:
         """Read, infer and queue one window of ``task``; False when its source is exhausted.
 
         ``window_end_ms`` (epoch ms) is when the window's last sample arrived; the scheduler passes
-        the due time in real-time mode, otherwise the wall clock at read time is used.
+        the due time in real-time mode, otherwise the wall clock at read time is used. This is
+        :func:`run_windows` with a batch of one: a real device and a simulated fleet run the same
+        code.
         """
+        return run_windows([(self, task, window_end_ms)])[0]
+
+    def read_window(self, task: str, window_end_ms: int | None = None) -> PendingWindow | None:
+        """Step 1 of a window: apply a pending model swap, read the samples, check them."""
         if self._pending_swaps:
             self._apply_swaps()
         pipeline = self.pipelines[task]
-        window = pipeline.next_window()
-        if window is None:
-            return False
+        samples = pipeline.next_window()
+        if samples is None:
+            return None
         started = time.perf_counter()
         if window_end_ms is None:
             window_end_ms = int(time.time() * 1000)
-        window_ms = round(pipeline.window_samples / pipeline.sample_rate * 1000)
-        timing = WindowTiming()
-        reason = pipeline.runtime.check_window(window)
-        fields: dict[str, Any] = {}
+        reason = pipeline.runtime.check_window(samples)
+        checked = (time.perf_counter() - started) * 1000
+        return PendingWindow(self, pipeline, samples, window_end_ms, reason, checked)
+
+    def finish_window(
+        self,
+        window: PendingWindow,
+        output: np.ndarray | None,
+        features: np.ndarray | None,
+        timing: WindowTiming,
+    ) -> None:
+        """Step 3 of a window: task logic on the model output, then the prediction (and event)
+        into the outbox. ``timing`` holds this window's share of the batch's front end and invoke.
+        """
+        started = time.perf_counter()
+        pipeline, task = window.pipeline, window.pipeline.task
+        reason = window.reason
         event = None
         if reason is None:
-            features = pipeline.frontend(window)
-            after_features = time.perf_counter()
-            output = pipeline.model.predict(features)
-            after_invoke = time.perf_counter()
             result = pipeline.runtime.process(output, features)
             fields, event = dict(result.fields), result.event
-            timing.features = (after_features - started) * 1000
-            timing.invoke = (after_invoke - after_features) * 1000
         else:
             fields = dict(pipeline.runtime.invalid_result(reason).fields)
         # Task runtimes may state validity themselves (e.g. non-finite features after the front
@@ -297,14 +311,20 @@ class Device:
             pipeline.invalid += 1
         seq = self.publisher.spool.peek_seq(task)
         identity = pipeline.bundle.identity()
-        timing.total = (time.perf_counter() - started) * 1000
+        timing.total = (
+            window.check_ms
+            + timing.features
+            + timing.invoke
+            + (time.perf_counter() - started) * 1000
+        )
+        window_ms = round(pipeline.window_samples / pipeline.sample_rate * 1000)
         payload = encode_prediction(
             device=self.device_id,
             task=task,
             model=identity,
             seq=seq,
-            window_start_ms=window_end_ms - window_ms,
-            window_end_ms=window_end_ms,
+            window_start_ms=window.end_ms - window_ms,
+            window_end_ms=window.end_ms,
             fields=fields,
             valid=valid,
             reason=None if valid else str(reason or "invalid window"),
@@ -324,9 +344,68 @@ class Device:
             pipeline.timings.append(timing)
         else:
             pipeline.timings[pipeline.windows % self.keep_timings] = timing
-        return True
 
     def close(self) -> None:
         for pipeline in self.pipelines.values():
             pipeline.source.close()
         self.publisher.close()
+
+
+@dataclass
+class PendingWindow:
+    """One device's window between reading (:meth:`Device.read_window`) and publishing
+    (:meth:`Device.finish_window`); ``reason`` says why it must not be inferred (None: fine)."""
+
+    device: Device
+    pipeline: TaskPipeline
+    samples: np.ndarray
+    end_ms: int
+    reason: str | None
+    check_ms: float
+
+
+def run_windows(requests: Sequence[tuple[Device, str, int | None]]) -> list[bool]:
+    """One window for each ``(device, task, window_end_ms)``; False where the source is exhausted.
+
+    Why a batch: a simulated fleet's devices share their models' front end and interpreter
+    (:class:`ModelCache`), and per-call overhead, not arithmetic, dominates a small model. So the
+    windows of all devices running the same front end and model go through **one** vectorised
+    front-end call and one batched invoke; reading, checking, task logic, ``seq`` and the payload
+    stay per device, in request order. Every row of a batch computes exactly what a batch of one
+    computes (tested byte for byte on the payloads), and a real device runs this with one request.
+    The timing fields give each window an equal share of its batch's front end and invoke (ms).
+    """
+    done = [False] * len(requests)
+    pending: list[PendingWindow] = []
+    for index, (device, task, window_end_ms) in enumerate(requests):
+        window = device.read_window(task, window_end_ms)
+        if window is not None:
+            done[index] = True
+            pending.append(window)
+    groups: dict[tuple[int, int], list[PendingWindow]] = {}
+    for window in pending:
+        key = (id(window.pipeline.frontend), id(window.pipeline.model))
+        groups.setdefault(key, []).append(window)
+    results: dict[int, tuple[np.ndarray | None, np.ndarray | None, WindowTiming]] = {}
+    for windows in groups.values():
+        valid = [w for w in windows if w.reason is None]
+        # chunks bound the front end's temporaries (a vibration window is ~100 KB in float64,
+        # several copies of it per step), which the allocator would keep for good
+        for start in range(0, len(valid), MAX_BATCH):
+            chunk = valid[start : start + MAX_BATCH]
+            pipeline = chunk[0].pipeline
+            started = time.perf_counter()
+            features = pipeline.frontend.batch(np.stack([w.samples for w in chunk]))
+            after_features = time.perf_counter()
+            outputs = pipeline.model.predict_batch(features)
+            after_invoke = time.perf_counter()
+            timing = WindowTiming(
+                features=(after_features - started) * 1000 / len(chunk),
+                invoke=(after_invoke - after_features) * 1000 / len(chunk),
+            )
+            for row, window in enumerate(chunk):
+                results[id(window)] = (outputs[row], features[row], dataclasses.replace(timing))
+    for window in pending:
+        output, features, timing = results.get(id(window), (None, None, WindowTiming()))
+        window.device.finish_window(window, output, features, timing)
+    return done

@@ -24,13 +24,13 @@ import signal
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from device_sim.bundle import Bundle
-from device_sim.device import Device, ModelCache, TaskPipeline, build_pipeline
+from device_sim.device import Device, ModelCache, TaskPipeline, build_pipeline, run_windows
 from device_sim.errors import ConfigError
 from device_sim.mqtt.client import Credentials, NetworkLoop, parse_broker_url
 from device_sim.mqtt.publisher import DEFAULT_EXPIRY_S, Publisher
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 # (bundle, device index, seed) → a source; tests and `tinyfleet device --source file` plug in here.
 SourceFactory = Callable[[Bundle, int, int], Source]
 SLOW_WINDOW_S = 60.0  # real-time windows further apart than this are worth a warning
+MAX_BATCH_WINDOWS = 1024  # windows taken from the schedule at once (all due ones, up to this)
+FAST_WINDOWS_PER_PASS = 512  # --fast: windows produced between two network passes ...
+FAST_MIN_ROUNDS = 4  # ... and at least this many per (device, task)
+SELF_PACED_SOURCES = ("stdin", "mic")  # reading blocks until the samples exist
 
 
 @dataclass
@@ -75,6 +79,12 @@ class FleetOptions:
     drain_timeout_s: float = 30.0
     keepalive_s: int = 30  # MQTT keepalive: a silent (half-open) link is noticed within ~2x this
     index_offset: int = 0  # first device index (a shard of a bigger fleet)
+    # windows per second of single tasks (e.g. {"vibration": 1.0}: a condition monitor sampling
+    # once a second); the others run at ``rate_hz`` or in real time
+    task_rate_hz: Mapping[str, float] = field(default_factory=dict)
+    # > 0: simulated sensors replay this many recordings per task, rendered once per process
+    # (device_sim.sources.shared), instead of one simulator per device
+    shared_recordings: int = 0
 
     def check(self) -> FleetOptions:
         if not self.bundles:
@@ -87,6 +97,12 @@ class FleetOptions:
             raise ConfigError("--rate and --fast exclude each other")
         if self.device_ids is not None and len(self.device_ids) != self.devices:
             raise ConfigError("give one device id per device")
+        if any(not rate > 0 for rate in self.task_rate_hz.values()):
+            raise ConfigError("--task-rate needs TASK=HZ with HZ > 0 windows per second")
+        if self.shared_recordings < 0:
+            raise ConfigError("--shared-recordings must be 0 (off) or more")
+        if self.fast and self.task_rate_hz:
+            raise ConfigError("--task-rate and --fast exclude each other")
         return self
 
     def device_credentials(self, device_id: str) -> Credentials:
@@ -132,6 +148,10 @@ class Fleet:
         model_dir: Path | None = None,
     ) -> None:
         self.options = options.check()
+        if source_factory is None and options.shared_recordings and options.source_kind == "sim":
+            from device_sim.sources.shared import SharedRecordings
+
+            source_factory = SharedRecordings(options.shared_recordings, options.seed)
         self.address = parse_broker_url(options.broker_url)
         self.loop = NetworkLoop()
         self.cache = ModelCache()
@@ -223,11 +243,10 @@ class Fleet:
         counter = 0
         for device in self.devices:
             for task, pipeline in device.pipelines.items():
-                interval = (
-                    1.0 / self.options.rate_hz if self.options.rate_hz else pipeline.hop_seconds
-                )
+                rate = self.options.task_rate_hz.get(task, self.options.rate_hz)
+                interval = 1.0 / rate if rate else pipeline.hop_seconds
                 first = start + pipeline.window_samples / pipeline.sample_rate
-                if self.options.rate_hz:
+                if rate:
                     first = start + interval
                 pipeline.prefetch()
                 slot = _Slot(first + rng.uniform(0, interval), device, task, interval)
@@ -236,12 +255,14 @@ class Fleet:
         heapq.heapify(heap)
         if not self.options.rate_hz:
             slow = {
-                slot.task: slot.interval for _, _, slot in heap if slot.interval > SLOW_WINDOW_S
+                slot.task: slot.interval
+                for _, _, slot in heap
+                if slot.interval > SLOW_WINDOW_S and slot.task not in self.options.task_rate_hz
             }
             for task, interval in slow.items():
                 log.warning(
                     "%s: in real time a window is due every %.0f s (the sensor's pace); pass "
-                    "--rate HZ to simulate faster",
+                    "--rate HZ or --task-rate TASK=HZ to simulate faster",
                     task,
                     interval,
                 )
@@ -303,14 +324,17 @@ class Fleet:
             if due > now:
                 self.loop.run_once(min(due, deadline) - now)
                 continue
-            refill: list[TaskPipeline] = []
-            while heap and heap[0][0] <= now and len(refill) < 64:
-                due, order, slot = heapq.heappop(heap)
+            # every window due by now, of all devices, in one batch per model (run_windows)
+            slots: list[tuple[float, int, _Slot]] = []
+            while heap and heap[0][0] <= now and len(slots) < MAX_BATCH_WINDOWS:
+                slots.append(heapq.heappop(heap))
+            requests = []
+            for due, _, slot in slots:
                 self.max_lag_ms = max(self.max_lag_ms, (now - due) * 1000)
-                end_ms = int((wall0 + (due - mono0)) * 1000)
-                if slot.device.run_window(slot.task, end_ms) and not self._limit_reached(
-                    slot.device, slot.task
-                ):
+                requests.append((slot.device, slot.task, int((wall0 + (due - mono0)) * 1000)))
+            refill: list[TaskPipeline] = []
+            for (due, order, slot), produced in zip(slots, run_windows(requests), strict=True):
+                if produced and not self._limit_reached(slot.device, slot.task):
                     slot.due = due + slot.interval
                     heapq.heappush(heap, (slot.due, order, slot))
                     refill.append(slot.device.pipelines[slot.task])
@@ -322,17 +346,27 @@ class Fleet:
     def _run_fast(self, deadline: float) -> None:
         active = [(d, t) for d in self.devices for t in d.pipelines]
         backlog = 2 * max(d.publisher.max_unacked for d in self.devices)
+        # Each network pass sends what the batches of the pass queued: one commit, one select,
+        # and per device one TCP write carrying several messages (a write costs far more than a
+        # message). A source that paces itself (stdin, microphone) blocks in read: there every
+        # window goes out at once instead of waiting for the next ones.
+        if self.options.source_kind in SELF_PACED_SOURCES:
+            rounds = 1
+        else:
+            rounds = max(FAST_MIN_ROUNDS, FAST_WINDOWS_PER_PASS // len(active))
         while active and not self.stop_event.is_set() and time.monotonic() < deadline:
-            # ~32 windows per network pass: one SQLite commit and one select for the batch
-            for _ in range(max(1, 32 // len(active))):
-                still = []
-                for device, task in active:
-                    if len(device.publisher.spool) >= backlog:
-                        still.append((device, task))  # back-pressure: let the broker catch up
-                        continue
-                    if device.run_window(task) and not self._limit_reached(device, task):
-                        still.append((device, task))
-                active = still
+            for _ in range(rounds):  # a batch holds one window of every ready (device, task)
+                ready = [(d, t) for d, t in active if len(d.publisher.spool) < backlog]
+                produced = run_windows([(d, t, None) for d, t in ready])
+                finished = {
+                    pair
+                    for pair, more in zip(ready, produced, strict=True)
+                    if not more or self._limit_reached(*pair)
+                }
+                # back-pressured pairs wait for the broker to catch up; finished ones leave
+                active = [pair for pair in active if pair not in finished]
+                if not active:
+                    break
             self.loop.run_once(0)
 
     def _deliver(self) -> int:

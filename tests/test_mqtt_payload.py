@@ -122,3 +122,18 @@ def test_event_round_trips():
 def test_arbitrary_bytes_raise_only_payload_error(data):
     with contextlib.suppress(PayloadError):
         parse_prediction(data)
+
+
+def test_without_orjson_the_standard_library_writes_the_same_bytes(monkeypatch):
+    from device_sim.mqtt import payload as module
+
+    fields = {
+        "estimates": {"NO2": {"value": 41.25, "unit": "µg/m³"}},
+        "scores": {"yes": 0.8125, "no": float("nan")},
+        "anomaly": False,
+    }
+    fast = _good(fields=fields)
+    monkeypatch.setattr(module, "orjson", None)
+    assert _good(fields=fields) == fast
+    assert "µg/m³".encode() in fast  # UTF-8, not \\u escapes
+    assert parse_prediction(fast).fields["scores"]["no"] is None

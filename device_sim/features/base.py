@@ -32,6 +32,11 @@ class FrontEnd(Protocol):
 
     def __call__(self, window: np.ndarray) -> np.ndarray: ...
 
+    def batch(self, windows: np.ndarray) -> np.ndarray:
+        """Many windows stacked on a first axis → features ``(n, *feature_shape)``; each row is
+        exactly what ``__call__`` gives for that window (a simulated fleet batches its devices)."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:

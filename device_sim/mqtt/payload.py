@@ -20,6 +20,11 @@ from typing import Any
 from device_sim.errors import TinyfleetError
 from device_sim.mqtt import topics
 
+try:  # orjson (the device extra) encodes a prediction ~10x faster than json; optional
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the fallback test
+    orjson = None
+
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
 # A prediction is a few hundred bytes; anything near this is a bug or an attack, not data.
@@ -113,16 +118,26 @@ def _finite(value: Any) -> Any:
     return value
 
 
-# One encoder for every message (``json.dumps`` with options builds a new one per call).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# One encoder for every message (``json.dumps`` with options builds a new one per call). Without
+# orjson the standard library writes the same bytes (UTF-8, no escapes), except that it spells
+# tiny floats in exponent form (``1e-05`` where orjson writes ``0.00001``): both are the same JSON.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def _encode_text(message: Mapping[str, Any]) -> bytes:
+    if orjson is not None:
+        try:
+            return orjson.dumps(message)  # NaN/Inf become null, as _finite does
+        except TypeError:  # numpy scalars/arrays, non-string keys, huge ints
+            return orjson.dumps(_finite(message))
+    try:
+        return _ENCODER.encode(message).encode()
+    except (ValueError, TypeError):
+        return _ENCODER.encode(_finite(message)).encode()
 
 
 def _dumps(message: Mapping[str, Any]) -> bytes:
-    try:
-        text = _ENCODER.encode(message)
-    except (ValueError, TypeError):
-        text = _ENCODER.encode(_finite(message))
-    data = text.encode()
+    data = _encode_text(message)
     if len(data) > MAX_PAYLOAD_BYTES:
         raise PayloadError(
             f"a {message.get('task')} payload would be {len(data)} bytes (limit "

@@ -38,6 +38,25 @@ def quiet_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return (rng.standard_normal(n) * 10 ** (QUIET_DBFS / 20)).astype(np.float32)
 
 
+NOISE_TABLE_S = 8  # seconds of room noise rendered once per process for the simulated devices
+_NOISE_TABLES: dict[int, np.ndarray] = {}
+
+
+def shared_quiet_noise(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """``n`` samples of the quiet-room noise from a random place in a table rendered once per
+    process (read-only): drawing fresh Gaussian noise for every simulated device cost more than
+    its front end. Falls back to fresh noise for spans longer than the table."""
+    table = _NOISE_TABLES.get(sample_rate)
+    if table is None:
+        table = quiet_noise(np.random.default_rng(0), NOISE_TABLE_S * sample_rate)
+        table.flags.writeable = False
+        table = _NOISE_TABLES.setdefault(sample_rate, table)
+    if n >= len(table):
+        return quiet_noise(rng, n)
+    start = int(rng.integers(len(table) - n))
+    return table[start : start + n]
+
+
 class ArraySource:
     """Plays a float32 array once; ``read`` returns None at the end."""
 
@@ -122,13 +141,15 @@ class SimSource:
 
     def _next_segment(self) -> np.ndarray:
         rng = self._rng
-        pause = quiet_noise(rng, int(self.sample_rate * rng.uniform(0.6, 2.0)))
+        pause = shared_quiet_noise(
+            rng, int(self.sample_rate * rng.uniform(0.6, 2.0)), self.sample_rate
+        )
         pool = self._keyword_items if rng.random() < 2 / 3 else self._other_items
         pool = pool or self._keyword_items or self._other_items
         word, audio = self._corpus[pool[int(rng.integers(len(pool)))]]
         level = 10 ** (rng.uniform(-30.0, -10.0) / 20)
         speech = audio / (np.max(np.abs(audio)) + 1e-9) * level
-        speech = speech.astype(np.float32) + quiet_noise(rng, len(audio))
+        speech = speech.astype(np.float32) + shared_quiet_noise(rng, len(audio), self.sample_rate)
         self.script.append((self._generated + len(pause), word))
         segment = np.concatenate([pause, speech])
         self._generated += len(segment)
@@ -191,14 +212,26 @@ def _mic_source(sample_rate: int) -> PcmStreamSource:
     return PcmStreamSource(process.stdout, sample_rate, process)
 
 
-def sim_corpus(keywords: list[str], seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Words for the simulator: the newest cached synthesized corpus, else a small fresh one."""
-    from device_sim.sources import speech_synth
+_SHARED_CORPUS: list[list[tuple[str, np.ndarray]]] = []  # this process's corpus, once loaded
 
-    corpus = speech_synth.cached_words()
-    if corpus:
-        return corpus
-    return speech_synth.demo_words((*keywords, "bird", "house", "seven", "wow"), seed=seed)
+
+def sim_corpus(keywords: list[str], seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """Words for the simulator: the newest cached synthesized corpus, else a small fresh one.
+
+    Loaded once per process and shared, read-only, by every simulated device of it (each reads
+    it with its own seeded generator): a corpus is tens of MB, and a copy per device made 50 KWS
+    devices take 2.6 GB.
+    """
+    if not _SHARED_CORPUS:
+        from device_sim.sources import speech_synth
+
+        corpus = speech_synth.cached_words() or speech_synth.demo_words(
+            (*keywords, "bird", "house", "seven", "wow"), seed=seed
+        )
+        for _, audio in corpus:
+            audio.flags.writeable = False
+        _SHARED_CORPUS.append(corpus)
+    return _SHARED_CORPUS[0]
 
 
 def open_source(

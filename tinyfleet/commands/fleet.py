@@ -197,6 +197,22 @@ def _render_fleet(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _task_rates(items: list[str] | None) -> dict[str, float]:
+    """``["vibration=1", "air_quality=0.5"]`` → ``{"vibration": 1.0, "air_quality": 0.5}``."""
+    rates: dict[str, float] = {}
+    for item in items or []:
+        task, _, value = item.partition("=")
+        try:
+            rates[task.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"--task-rate {item!r}: use TASK=HZ, e.g. --task-rate vibration=1"
+            ) from None
+        if task.strip() not in TASKS:
+            raise ConfigError(f"--task-rate {item!r}: unknown task; choose from {', '.join(TASKS)}")
+    return rates
+
+
 def _fleet_options(args: argparse.Namespace, bundles: list, **overrides: Any):
     from device_sim.fleet import FleetOptions
 
@@ -206,6 +222,7 @@ def _fleet_options(args: argparse.Namespace, bundles: list, **overrides: Any):
         credentials=_credentials(args),
         passwords=_device_passwords(args),
         rate_hz=args.rate,
+        task_rate_hz=_task_rates(args.task_rate),
         fast=args.fast,
         duration_s=args.duration,
         max_windows=args.max_windows,
@@ -222,7 +239,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     from device_sim.fleet import run_sharded
 
     options = _fleet_options(
-        args, _bundles(args), devices=args.devices, device_prefix=args.device_prefix
+        args,
+        _bundles(args),
+        devices=args.devices,
+        device_prefix=args.device_prefix,
+        shared_recordings=args.shared_recordings,
     )
     result = run_sharded(options, args.processes)
     emit(result, args.json, _render_fleet)
@@ -268,6 +289,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--rate", type=float, help="windows per second per task per device (default: real time)"
     )
     pace.add_argument("--fast", action="store_true", help="as fast as possible (benchmarks)")
+    parser.add_argument(
+        "--task-rate",
+        action="append",
+        metavar="TASK=HZ",
+        help="windows per second of one task, e.g. vibration=1 (repeatable; others: --rate or "
+        "real time)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--max-windows", type=int, help="stop each device's task after this many windows"
@@ -417,6 +445,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     simulate.add_argument("--device-prefix", default="sim", help="device ids are PREFIX-000 …")
     simulate.add_argument(
         "--processes", type=int, default=1, help="split the devices across this many processes"
+    )
+    simulate.add_argument(
+        "--shared-recordings",
+        type=int,
+        default=0,
+        metavar="K",
+        help="simulated sensors replay K recordings per task rendered once per process, instead "
+        "of a simulator per device (big fleets: less CPU and memory; default 0: off)",
     )
     _add_run_options(simulate)
     simulate.set_defaults(func=run_simulate)
