@@ -53,6 +53,14 @@ extern "C" int tinyfleet_read_window(float* window) {{
 }}
 #endif
 
+// Called with the model's quantized input just before Invoke() (TFLM then reuses that memory for
+// activations) and with its output after; the weak defaults do nothing. Log, publish or compare
+// the int8 tensors here: the self-test (selftest.cc) prints them.
+extern "C" void tinyfleet_on_input(const TfLiteTensor* input) __attribute__((weak));
+extern "C" void tinyfleet_on_input(const TfLiteTensor* input) {{ (void)input; }}
+extern "C" void tinyfleet_on_output(const TfLiteTensor* output) __attribute__((weak));
+extern "C" void tinyfleet_on_output(const TfLiteTensor* output) {{ (void)output; }}
+
 static_assert(TINYFLEET_FE_FEATURES == TINYFLEET_INPUT_ELEMENTS,
               "the front end and the model disagree on the feature count: re-export the bundle");
 
@@ -102,9 +110,11 @@ int tinyfleet_setup() {{
     MicroPrintf("AllocateTensors failed: raise TINYFLEET_ARENA_BYTES (now %u)", kArenaSize);
     return 1;
   }}
-  MicroPrintf("%s %s (sha256 %.16s...) arena used %u of %u bytes", TINYFLEET_MODEL_NAME,
-              TINYFLEET_MODEL_VERSION, TINYFLEET_MODEL_SHA256,
-              (unsigned)interpreter->arena_used_bytes(), kArenaSize);
+  // arena_used_bytes() leaves out the temporary buffers AllocateTensors() needs on the way: it is a
+  // lower bound, never a size to set kArenaSize to (that comes from a bisection, see model_config.h).
+  MicroPrintf("%s %s (sha256 %.16s...) arena %u bytes (%u in use after allocation)",
+              TINYFLEET_MODEL_NAME, TINYFLEET_MODEL_VERSION, TINYFLEET_MODEL_SHA256, kArenaSize,
+              (unsigned)interpreter->arena_used_bytes());
   return 0;
 }}
 
@@ -129,10 +139,12 @@ int tinyfleet_loop() {{
 #endif
   TfLiteTensor* input = interpreter->input(0);
   for (int i = 0; i < TINYFLEET_FE_FEATURES; ++i) input->data.int8[i] = QuantizeInput(features[i]);
+  tinyfleet_on_input(input);
   if (interpreter->Invoke() != kTfLiteOk) {{
     MicroPrintf("Invoke failed");
     return 1;
   }}
+  tinyfleet_on_output(interpreter->output(0));
   ReportResult(interpreter->output(0));
   return 0;
 }}
@@ -152,12 +164,14 @@ _REPORT_VALUES = """\
   }"""
 
 _MAIN = """
+#ifndef TINYFLEET_NO_MAIN  // the self-test (selftest.cc) brings its own main()
 int main() {
   if (tinyfleet_setup() != 0) return 1;
   for (;;) {
     tinyfleet_loop();
   }
 }
+#endif
 """
 
 _SKETCH = """
@@ -168,21 +182,24 @@ void loop() { tinyfleet_loop(); }
 
 
 _REPORT_ANOMALY = """\
-  // Anomaly score as the task runtime computes it: mean of ((features - reconstruction) / scale)^2.
+  // Anomaly score as the task runtime computes it: mean of ((features - reconstruction) / scale)^2,
+  // in double like numpy (explicit casts: TFLM builds with -Werror=double-promotion).
   double score = 0.0;
   for (int i = 0; i < TINYFLEET_OUTPUT_ELEMENTS; ++i) {
 #ifdef TINYFLEET_HEAD_ERROR_SCALE_COUNT
-    const double scale = tinyfleet_head_error_scale[i];
+    const double scale = (double)tinyfleet_head_error_scale[i];
 #else
     const double scale = 1.0;
 #endif
-    const double residual = (features[i] - DequantizeOutput(output->data.int8[i])) / scale;
+    const double residual =
+        ((double)features[i] - (double)DequantizeOutput(output->data.int8[i])) / scale;
     score += residual * residual;
   }
   score /= TINYFLEET_OUTPUT_ELEMENTS;
+  const double threshold = (double)TINYFLEET_HEAD_ANOMALY_THRESHOLD;
   MicroPrintf("anomaly score %d/1000 (threshold %d/1000): %s", (int)(1000.0 * score),
-              (int)(1000.0f * TINYFLEET_HEAD_ANOMALY_THRESHOLD),
-              score > TINYFLEET_HEAD_ANOMALY_THRESHOLD ? "ABOVE" : "normal");"""
+              (int)(1000.0 * threshold), score > threshold ? "ABOVE" : "normal");"""
+
 
 _REPORT_TARGETS = """\
   // Decode like device_sim.tasks.air_quality.decode_outputs: exp(clip(z) * log_std + log_mean) - offset.
