@@ -6,6 +6,7 @@ seconds), so firmware tests never wait for task training. Results are cached per
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import subprocess
@@ -133,6 +134,16 @@ def bearing_windows(config, count_per_file: int = 2) -> np.ndarray:
         for start in np.linspace(0, len(samples) - config.window_samples, count_per_file):
             windows.append(samples[int(start) : int(start) + config.window_samples])
     return np.stack(windows).astype(np.float32)
+
+
+def bearing_stream(config) -> np.ndarray:
+    """A continuous real stream: a normal and an inner-race UESTC recording, each a window and two
+    hops long, back to back, at the 16-bit resolution the C port stores (``(frames, 1)`` in g)."""
+    from firmware_bridge.frontend_c.vibration import sensor_counts
+
+    length = config.window_samples + 2 * config.hop_samples
+    windows = bearing_windows(dataclasses.replace(config, window_samples=length), count_per_file=1)
+    return sensor_counts(windows.reshape(-1, 1), config.full_scale_g)
 
 
 def vibration_bundle(directory: Path, windows: np.ndarray, config=None) -> Bundle:

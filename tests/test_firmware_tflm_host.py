@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from firmware_fixtures import (
     air_quality_bundle,
-    bearing_windows,
+    bearing_stream,
     kws_mfcc_bundle,
     speech_stream,
     vibration_bundle,
@@ -94,16 +94,23 @@ def test_exported_kws_program_streams_real_speech_and_matches_python_bit_for_bit
     assert_inputs_match_front_end(bundle, results, windows)
 
 
-def test_exported_vibration_program_on_real_bearing_windows_matches_python_bit_for_bit(tmp_path):
+def test_exported_vibration_program_streams_real_bearings_and_matches_python_bit_for_bit(
+    tmp_path,
+):
     from device_sim.features.vibration import VibrationFeatureConfig
 
     config = VibrationFeatureConfig(axes=1)
-    windows = bearing_windows(config)
-    bundle = vibration_bundle(tmp_path / "bundle", windows, config)
-    results = run_on_host(bundle, windows, tmp_path / "fw")
-    assert len(results) == len(windows)
+    stream = bearing_stream(config)
+    n, hop = config.window_samples, config.hop_samples
+    starts = range(0, len(stream) - n + 1, hop)
+    bundle = vibration_bundle(tmp_path / "bundle", np.stack([stream[s : s + n] for s in starts]))
+    results = run_on_host(bundle, stream, tmp_path / "fw")
+    # One inference per hop once a window is in: every window of the stream.
+    assert [r.pushed for r in results] == [s + n for s in starts]
     assert_identical_to_python(bundle, results)
-    assert_inputs_match_front_end(bundle, results, list(windows))
+    assert_inputs_match_front_end(
+        bundle, results, [stream[r.pushed - n : r.pushed] for r in results]
+    )
 
 
 def test_exported_air_quality_program_on_a_simulated_station_matches_python_bit_for_bit(tmp_path):
