@@ -208,6 +208,8 @@ def run_selftest(program: LinkedProgram, *, timeout_s: float = 300.0) -> list[Se
             "none",
             "-semihosting-config",
             "enable=on,target=native",
+            "-icount",
+            "shift=0",  # one instruction per virtual ns: SysTick then counts instructions
             "-kernel",
             str(program.path),
         ]

@@ -18,8 +18,6 @@ newlib-nano and semihosting for ``printf``.
 
 from __future__ import annotations
 
-import hashlib
-
 from firmware_bridge.flatbuffer import ModelGraph
 from firmware_bridge.op_resolver import kernel_stems
 
@@ -182,7 +180,7 @@ ifeq ($(TARGET),host)
 \t$(SELFTEST)
 else
 \t$(QEMU) -M mps2-an386 -nographic -monitor none -serial none \\
-\t  -semihosting-config enable=on,target=native -kernel $(SELFTEST)
+\t  -semihosting-config enable=on,target=native -icount shift=0 -kernel $(SELFTEST)
 endif
 """
 
@@ -200,6 +198,11 @@ def makefile(*, task: str, name: str, version: str, app: str, graph: ModelGraph)
     )
 
 
+# Bump when a rule or flag that compiles TFLM's library objects changes: it is part of the cache
+# key of the shared objects (firmware_bridge.build), so stale objects are never linked.
+LIBRARY_RULES_VERSION = "1"
+
+
 def makefile_rules_digest() -> str:
-    """sha256 of the build rules: library objects built by other rules are not reused."""
-    return hashlib.sha256(_MAKEFILE.encode()).hexdigest()
+    """The library rules' version, for the cache key of the shared TFLM objects."""
+    return f"tinyfleet-tflm-rules-{LIBRARY_RULES_VERSION}"

@@ -15,6 +15,7 @@ Output lines (``printf``: stdout on the host, the semihosting console under QEMU
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,15 +74,36 @@ extern "C" int tinyfleet_read_window(float* window) {
 }
 #endif
 
+#if defined(__ARM_ARCH_7EM__) && !defined(__linux__)
+// Cortex-M: SysTick counts the processor clock down from 2^24 - 1 around Invoke(). Under
+// `qemu-system-arm -icount shift=0` one instruction is one virtual nanosecond, so the count is
+// an instruction count / (1e9 / SysTick Hz) -- a proxy for cycles, not cycles.
+volatile uint32_t* const kSysTick = (volatile uint32_t*)0xE000E010u;  // CSR, RVR, CVR
+uint32_t invoke_start = 0;
+void StartTicks() {
+  kSysTick[1] = 0x00FFFFFFu;
+  kSysTick[2] = 0u;
+  kSysTick[0] = 5u;  // enable, processor clock, no interrupt
+  invoke_start = kSysTick[2];
+}
+long ElapsedTicks() { return (long)((invoke_start - kSysTick[2]) & 0x00FFFFFFu); }
+#else
+void StartTicks() {}
+long ElapsedTicks() { return -1; }
+#endif
+
 // The input is printed before Invoke(): TFLM reuses its memory for activations.
 extern "C" void tinyfleet_on_input(const TfLiteTensor* input) {
   printf("selftest %d pushed %ld", inferences++, next_value);
   PrintInt8("in", input);
+  StartTicks();
 }
 
 extern "C" void tinyfleet_on_output(const TfLiteTensor* output) {
+  const long ticks = ElapsedTicks();
   PrintInt8("out", output);
   printf("\\n");
+  if (ticks >= 0) printf("selftest-ticks %d %ld\\n", inferences - 1, ticks);
 }
 
 int main() {
@@ -100,6 +122,7 @@ class SelftestResult:
     pushed: int
     input: np.ndarray
     output: np.ndarray
+    ticks: int | None = None  # Cortex-M: SysTick counts around Invoke() (see selftest.cc)
 
 
 def selftest_files(frontend: FrontEndC, values: np.ndarray) -> dict[str, str]:
@@ -134,6 +157,8 @@ def parse_selftest(text: str) -> list[SelftestResult]:
         words = line.split()
         if len(words) >= 3 and words[:2] == ["selftest", "done"]:
             done = int(words[2])
+        elif len(words) == 3 and words[0] == "selftest-ticks" and results:
+            results[-1] = dataclasses.replace(results[-1], ticks=int(words[2]))
         elif len(words) > 4 and words[0] == "selftest" and words[2] == "pushed":
             split = words.index("out")
             results.append(
@@ -146,3 +171,20 @@ def parse_selftest(text: str) -> list[SelftestResult]:
     if done is None or done != len(results):
         raise FirmwareError(f"the self-test did not finish; it printed:\n{text[-2000:]}")
     return results
+
+
+def simulated_values(bundle, windows: int, seed: int = 0) -> np.ndarray:
+    """``windows`` windows' worth of raw samples from the task's simulator (``device_sim``
+    sources), back to back: self-test data when no recording is at hand."""
+    from device_sim.features import feature_config_from_dict
+    from device_sim.sources import open_source
+
+    frontend = feature_config_from_dict(bundle.feature_config).build()
+    source = open_source(bundle, "sim", seed=seed)
+    try:
+        values = source.read(windows * frontend.window_samples)
+    finally:
+        source.close()
+    if values is None:
+        raise FirmwareError("the task's simulator gave no samples for the self-test")
+    return np.asarray(values, dtype=np.float32)

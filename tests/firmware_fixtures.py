@@ -217,3 +217,28 @@ def kws_mfcc_bundle(directory: Path, stream: np.ndarray) -> Bundle:
         feature_config=config.to_dict(),
         head={"labels": ["yes", "no", "_silence_", "_unknown_"]},
     )
+
+
+def python_reference(bundle: Bundle, results: list) -> dict[str, np.ndarray]:
+    """Int8 outputs of LiteRT (Int8Model) and the TFLM Python interpreter on the C program's inputs."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    litert = Int8Model.from_bundle(bundle)
+    tflm = runtime.Interpreter.from_bytes(bundle.model_bytes(), arena_size=256 * 1024)
+    shape = litert.input_spec.shape
+    outputs = {"litert": [], "tflm": []}
+    for result in results:
+        q = result.input.reshape(shape)
+        outputs["litert"].append(litert.invoke_quantized(q).reshape(-1))
+        tflm.set_input(q, 0)
+        tflm.invoke()
+        outputs["tflm"].append(tflm.get_output(0).reshape(-1))
+    return {name: np.stack(values) for name, values in outputs.items()}
+
+
+def assert_identical_to_python(bundle: Bundle, results: list) -> None:
+    assert results, "the program made no inference"
+    c_outputs = np.stack([r.output for r in results])
+    reference = python_reference(bundle, results)
+    assert np.array_equal(c_outputs, reference["tflm"]), "C program != TFLM Python interpreter"
+    assert np.array_equal(c_outputs, reference["litert"]), "C program != device_sim Int8Model"

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from firmware_fixtures import (
     air_quality_bundle,
+    assert_identical_to_python,
     bearing_stream,
     kws_mfcc_bundle,
     speech_stream,
@@ -25,7 +26,6 @@ from firmware_fixtures import (
 
 from device_sim.bundle import Bundle, load_bundle
 from device_sim.features import feature_config_from_dict
-from device_sim.interpreter import Int8Model
 from firmware_bridge.build import THIRD_PARTY_ENV, build, missing_tools, run_selftest
 from firmware_bridge.build import third_party_dir as find_third_party
 from firmware_bridge.export import export_firmware
@@ -41,35 +41,10 @@ pytestmark = [
 ]
 
 
-def python_reference(bundle: Bundle, results: list[SelftestResult]) -> dict[str, np.ndarray]:
-    """Int8 outputs of LiteRT (Int8Model) and the TFLM Python interpreter on the C program's inputs."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    litert = Int8Model.from_bundle(bundle)
-    tflm = runtime.Interpreter.from_bytes(bundle.model_bytes(), arena_size=256 * 1024)
-    shape = litert.input_spec.shape
-    outputs = {"litert": [], "tflm": []}
-    for result in results:
-        q = result.input.reshape(shape)
-        outputs["litert"].append(litert.invoke_quantized(q).reshape(-1))
-        tflm.set_input(q, 0)
-        tflm.invoke()
-        outputs["tflm"].append(tflm.get_output(0).reshape(-1))
-    return {name: np.stack(values) for name, values in outputs.items()}
-
-
 def run_on_host(bundle: Bundle, values: np.ndarray, folder: Path) -> list[SelftestResult]:
     export_firmware(bundle, folder, selftest_values=values)
     program = build(folder, "host", app=f"tinyfleet_{bundle.task}", selftest=True)
     return run_selftest(program)
-
-
-def assert_identical_to_python(bundle: Bundle, results: list[SelftestResult]) -> None:
-    assert results, "the program made no inference"
-    c_outputs = np.stack([r.output for r in results])
-    reference = python_reference(bundle, results)
-    assert np.array_equal(c_outputs, reference["tflm"]), "C program != TFLM Python interpreter"
-    assert np.array_equal(c_outputs, reference["litert"]), "C program != device_sim Int8Model"
 
 
 def assert_inputs_match_front_end(bundle: Bundle, results, windows: list[np.ndarray]) -> None:

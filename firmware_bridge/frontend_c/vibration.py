@@ -8,12 +8,18 @@ shaft speed, estimated without a tachometer from the power summed over axes (bes
 quarter-bin candidates, parabolic refinement); finally standardised with the bundle's mean/scale. A window with NaN/Inf,
 clipped samples (|x| ≥ 99.9 % of full scale) or a flat axis is refused, as ``validate_window`` does.
 
-Memory: one complex FFT buffer (2 × ``window_samples`` floats), reused axis by axis, plus the
-power spectrum summed over axes (``window_samples/2 + 1`` floats) for the speed estimate. The order
-amplitudes need the speed, which needs every axis, so each axis' tapered FFT is computed a second
-time rather than keeping three spectra (24 KB at 4096 samples) in RAM. Moments are
+Memory (streaming, what ``main.cc`` uses): ``tinyfleet_frontend_push`` takes 64 frames at a time
+and keeps the window as **int16 sensor counts** (full scale over 16 bits, the resolution a 16-bit
+accelerometer delivers: 0.49 mg at ±16 g), 2 bytes per sample instead of a float window. Features
+are computed axis by axis with one real FFT of ``window_samples`` floats (a half-length complex
+FFT plus a split step, in place) that is reused for the band energies and the high-pass kurtosis;
+the speed search and order amplitudes need only the lowest few hundred power bins of each axis,
+which are kept. At 4096 x 3 that is 24 KB + 16 KB + 2.4 KB instead of ~90 KB; the window itself
+cannot be avoided without changing the features (a 4096-point Hann spectrum and a whole-window
+high-pass need every sample). On a stream already at the sensor's resolution
+(:func:`sensor_counts`) the result equals Python within the whole-window tolerance. Moments are
 accumulated in double: kurtosis divides a 4th moment by a squared 2nd moment and float sums over
-4096 samples lose digits there; it costs a few thousand double operations per window.
+4096 samples lose digits there.
 """
 
 from __future__ import annotations
