@@ -94,6 +94,8 @@ void _fini(void);
 
 void _init(void) {}
 void _fini(void) {}
+/* C++ static objects register their destructors against this (crtbegin.o's, not linked here). */
+void *__dso_handle = &__dso_handle;
 
 /* Runs before any floating-point instruction may execute: grant CP10/CP11 (the FPU) full access. */
 __attribute__((naked)) void Reset_Handler(void)
