@@ -236,9 +236,15 @@ def python_reference(bundle: Bundle, results: list) -> dict[str, np.ndarray]:
     return {name: np.stack(values) for name, values in outputs.items()}
 
 
-def assert_identical_to_python(bundle: Bundle, results: list) -> None:
+def assert_identical_to_python(bundle: Bundle, results: list, *, litert_steps: int = 0) -> None:
+    """The program's int8 outputs equal the TFLM Python interpreter's on the same int8 inputs.
+
+    ``Int8Model`` (LiteRT's builtin kernels) must be identical too, or within ``litert_steps``
+    int8 steps where the inputs are known to hit a rounding difference between LiteRT's and
+    TFLM's fully connected kernels (docs/firmware.md, interpreter parity)."""
     assert results, "the program made no inference"
     c_outputs = np.stack([r.output for r in results])
     reference = python_reference(bundle, results)
     assert np.array_equal(c_outputs, reference["tflm"]), "C program != TFLM Python interpreter"
-    assert np.array_equal(c_outputs, reference["litert"]), "C program != device_sim Int8Model"
+    steps = np.abs(c_outputs.astype(int) - reference["litert"].astype(int))
+    assert steps.max() <= litert_steps, f"C program vs Int8Model: up to {steps.max()} steps"

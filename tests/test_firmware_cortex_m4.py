@@ -70,7 +70,11 @@ def test_cortex_m4_air_quality_image_matches_tflm_in_qemu(tmp_path):
     image = build(tmp_path / "fw", "cortex-m4", app="tinyfleet_air_quality", selftest=True)
     results = run_selftest(image)
     assert len(results) == len(windows)
-    assert_identical_to_python(bundle, results)
+    # Identical to TFLM; LiteRT's builtin FC kernel rounds one of these 18 outputs one step
+    # differently (measured: the same happens on random inputs, docs/firmware.md).
+    assert_identical_to_python(bundle, results, litert_steps=1)
+    # SysTick around Invoke() under -icount: an instruction-count proxy is reported.
+    assert all(r.ticks is not None and r.ticks > 0 for r in results)
 
 
 def test_export_for_cortex_m4_records_the_linkers_sizes(tmp_path):
