@@ -211,8 +211,8 @@ def bundle_figures(directory: Path, inputs: int, windows: int) -> dict:
         }
 
 
-def ds_cnn_reference(inputs: int) -> dict:
-    """MLPerf Tiny's KWS DS-CNN topology, random weights: MACs, flatbuffer, arena, parity."""
+def ds_cnn_model_bytes() -> bytes:
+    """MLPerf Tiny's KWS DS-CNN topology with random weights, int8 (49 x 10 MFCC in, 12 out)."""
     from quantize.convert import to_int8_tflite
     from training.keras_env import keras
 
@@ -230,7 +230,12 @@ def ds_cnn_reference(inputs: int) -> dict:
     x = layers.Dense(12, activation="softmax")(layers.Flatten()(x))
     model = keras.Model(x_in, x)
     representative = np.random.default_rng(0).normal(size=(64, 49, 10, 1)).astype(np.float32)
-    model_bytes = to_int8_tflite(model, representative)
+    return to_int8_tflite(model, representative)
+
+
+def ds_cnn_reference(inputs: int) -> dict:
+    """MLPerf Tiny's KWS DS-CNN topology, random weights: MACs, flatbuffer, arena, parity."""
+    model_bytes = ds_cnn_model_bytes()
     report = profile_graph(read_model(model_bytes))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ds_cnn.tflite"

@@ -220,7 +220,8 @@ def measure_arena(
         reason = (
             "tflite-micro is not installed (its wheels exist for x86_64 Linux only), so the arena "
             "was not measured: run `tinyfleet export` on an x86_64 host with `pip install "
-            "tflite-micro`, or measure on the device with MicroInterpreter::arena_used_bytes()"
+            "tflite-micro`, or find on the device the smallest arena with which AllocateTensors() "
+            "and Invoke() succeed (MicroInterpreter::arena_used_bytes() undercounts it)"
         )
         log.warning(reason)
         return ArenaMeasurement(arena_bytes=None, margin_bytes=margin, reason=reason)

@@ -33,14 +33,15 @@ _BODY = """\
 #include "tinyfleet_frontend.h"
 
 #ifdef TINYFLEET_FE_STREAMING
-// Your audio driver: fill `samples` with the next `count` mono samples in [-1, 1] (blocking
-// until they are there) and return 0. The weak default returns silence.
+// Your driver: fill `samples` with the next `count` values (blocking until they are there) and
+// return 0. Audio: mono samples in [-1, 1]; accelerometers: frames of TINYFLEET_FE_CHANNELS axes in
+// g, sample-major. The weak default returns silence/rest (zeros).
 extern "C" int tinyfleet_read_samples(float* samples, int count) __attribute__((weak));
 extern "C" int tinyfleet_read_samples(float* samples, int count) {{
   for (int i = 0; i < count; ++i) samples[i] = 0.0f;
   return 0;
 }}
-// Infer every {infer_hops} hops of {hop_ms:g} ms (the task runtime infers every {runtime_ms:g} ms).
+// Infer every {infer_hops} push(es) that yield features ({cadence}).
 #define TINYFLEET_INFER_EVERY_HOPS {infer_hops}
 #else
 // Your sensor driver: fill `window` (TINYFLEET_FE_WINDOW_SAMPLES x TINYFLEET_FE_CHANNELS floats,
@@ -53,13 +54,21 @@ extern "C" int tinyfleet_read_window(float* window) {{
 }}
 #endif
 
+// Called with the model's quantized input just before Invoke() (TFLM then reuses that memory for
+// activations) and with its output after; the weak defaults do nothing. Log, publish or compare
+// the int8 tensors here: the self-test (selftest.cc) prints them.
+extern "C" void tinyfleet_on_input(const TfLiteTensor* input) __attribute__((weak));
+extern "C" void tinyfleet_on_input(const TfLiteTensor* input) {{ (void)input; }}
+extern "C" void tinyfleet_on_output(const TfLiteTensor* output) __attribute__((weak));
+extern "C" void tinyfleet_on_output(const TfLiteTensor* output) {{ (void)output; }}
+
 static_assert(TINYFLEET_FE_FEATURES == TINYFLEET_INPUT_ELEMENTS,
               "the front end and the model disagree on the feature count: re-export the bundle");
 
 namespace {{
 alignas(16) uint8_t tensor_arena[kArenaSize];
 #ifdef TINYFLEET_FE_STREAMING
-float hop_samples[TINYFLEET_FE_HOP_SAMPLES];  // streaming: only the newest hop is buffered here
+float pushed_values[TINYFLEET_FE_PUSH_VALUES];  // streaming: only the newest samples are buffered
 #else
 float raw_window[TINYFLEET_FE_WINDOW_SAMPLES * TINYFLEET_FE_CHANNELS];
 #endif
@@ -102,9 +111,11 @@ int tinyfleet_setup() {{
     MicroPrintf("AllocateTensors failed: raise TINYFLEET_ARENA_BYTES (now %u)", kArenaSize);
     return 1;
   }}
-  MicroPrintf("%s %s (sha256 %.16s...) arena used %u of %u bytes", TINYFLEET_MODEL_NAME,
-              TINYFLEET_MODEL_VERSION, TINYFLEET_MODEL_SHA256,
-              (unsigned)interpreter->arena_used_bytes(), kArenaSize);
+  // arena_used_bytes() leaves out the temporary buffers AllocateTensors() needs on the way: it is a
+  // lower bound, never a size to set kArenaSize to (that comes from a bisection, see model_config.h).
+  MicroPrintf("%s %s (sha256 %.16s...) arena %u bytes (%u in use after allocation)",
+              TINYFLEET_MODEL_NAME, TINYFLEET_MODEL_VERSION, TINYFLEET_MODEL_SHA256, kArenaSize,
+              (unsigned)interpreter->arena_used_bytes());
   return 0;
 }}
 
@@ -112,13 +123,14 @@ int tinyfleet_setup() {{
 int tinyfleet_loop() {{
 #ifdef TINYFLEET_FE_STREAMING
   static int hops_since_inference = 0;
-  if (tinyfleet_read_samples(hop_samples, TINYFLEET_FE_HOP_SAMPLES) != 0) return 1;
-  const int status = tinyfleet_frontend_push(hop_samples, features);
-  if (status == 1) {{
-    MicroPrintf("NaN/Inf audio sample: waiting for a clean window");
+  if (tinyfleet_read_samples(pushed_values, TINYFLEET_FE_PUSH_VALUES) != 0) return 1;
+  const int status = tinyfleet_frontend_push(pushed_values, features);
+  if (status == TINYFLEET_FE_NOT_READY) return 0;
+  if (status != 0) {{
+    MicroPrintf("window refused by the front end (status %d: NaN/Inf, clipped or flat)", status);
     return 1;
   }}
-  if (status == 2 || ++hops_since_inference < TINYFLEET_INFER_EVERY_HOPS) return 0;
+  if (++hops_since_inference < TINYFLEET_INFER_EVERY_HOPS) return 0;
   hops_since_inference = 0;
 #else
   if (tinyfleet_read_window(raw_window) != 0) return 1;
@@ -129,10 +141,12 @@ int tinyfleet_loop() {{
 #endif
   TfLiteTensor* input = interpreter->input(0);
   for (int i = 0; i < TINYFLEET_FE_FEATURES; ++i) input->data.int8[i] = QuantizeInput(features[i]);
+  tinyfleet_on_input(input);
   if (interpreter->Invoke() != kTfLiteOk) {{
     MicroPrintf("Invoke failed");
     return 1;
   }}
+  tinyfleet_on_output(interpreter->output(0));
   ReportResult(interpreter->output(0));
   return 0;
 }}
@@ -152,12 +166,14 @@ _REPORT_VALUES = """\
   }"""
 
 _MAIN = """
+#ifndef TINYFLEET_NO_MAIN  // the self-test (selftest.cc) brings its own main()
 int main() {
   if (tinyfleet_setup() != 0) return 1;
   for (;;) {
     tinyfleet_loop();
   }
 }
+#endif
 """
 
 _SKETCH = """
@@ -168,21 +184,24 @@ void loop() { tinyfleet_loop(); }
 
 
 _REPORT_ANOMALY = """\
-  // Anomaly score as the task runtime computes it: mean of ((features - reconstruction) / scale)^2.
+  // Anomaly score as the task runtime computes it: mean of ((features - reconstruction) / scale)^2,
+  // in double like numpy (explicit casts: TFLM builds with -Werror=double-promotion).
   double score = 0.0;
   for (int i = 0; i < TINYFLEET_OUTPUT_ELEMENTS; ++i) {
 #ifdef TINYFLEET_HEAD_ERROR_SCALE_COUNT
-    const double scale = tinyfleet_head_error_scale[i];
+    const double scale = (double)tinyfleet_head_error_scale[i];
 #else
     const double scale = 1.0;
 #endif
-    const double residual = (features[i] - DequantizeOutput(output->data.int8[i])) / scale;
+    const double residual =
+        ((double)features[i] - (double)DequantizeOutput(output->data.int8[i])) / scale;
     score += residual * residual;
   }
   score /= TINYFLEET_OUTPUT_ELEMENTS;
+  const double threshold = (double)TINYFLEET_HEAD_ANOMALY_THRESHOLD;
   MicroPrintf("anomaly score %d/1000 (threshold %d/1000): %s", (int)(1000.0 * score),
-              (int)(1000.0f * TINYFLEET_HEAD_ANOMALY_THRESHOLD),
-              score > TINYFLEET_HEAD_ANOMALY_THRESHOLD ? "ABOVE" : "normal");"""
+              (int)(1000.0 * threshold), score > threshold ? "ABOVE" : "normal");"""
+
 
 _REPORT_TARGETS = """\
   // Decode like device_sim.tasks.air_quality.decode_outputs: exp(clip(z) * log_std + log_mean) - offset.
@@ -233,30 +252,33 @@ def _report(bundle: Bundle) -> str:
     return _REPORT_VALUES
 
 
-def _inference_cadence(bundle: Bundle) -> tuple[float, float, int]:
-    """(front-end hop ms, the KWS runtime's inference period ms, hops between inferences).
+def _inference_cadence(bundle: Bundle) -> tuple[int, str]:
+    """(pushes with features between inferences, why) for streaming front ends.
 
-    Only streaming (audio) front ends use it; the runtime's period is ``extra.detection.hop_ms``
-    (250 ms by default), rounded down to whole front-end hops.
+    Audio yields features every 20 ms hop; the KWS runtime infers every ``extra.detection.hop_ms``
+    (250 ms by default), rounded down to whole hops. Vibration yields features once per window hop,
+    which is the runtime's cadence already.
     """
     config = bundle.feature_config
+    if config.get("kind") not in ("log_mel", "mfcc"):
+        return 1, "one inference per new window, as the task runtime does"
     hop_ms = float(config.get("hop_ms", 20.0))
     detection = bundle.extra.get("detection") if isinstance(bundle.extra, dict) else None
     runtime_ms = float((detection or {}).get("hop_ms", 250.0))
-    return hop_ms, runtime_ms, max(1, int(runtime_ms // hop_ms))
+    hops = max(1, int(runtime_ms // hop_ms))
+    return hops, f"hops of {hop_ms:g} ms; the task runtime infers every {runtime_ms:g} ms"
 
 
 def application(bundle: Bundle, *, sketch: bool = False) -> str:
     """``main.cc`` text, or the Arduino sketch text with ``sketch=True``."""
-    hop_ms, runtime_ms, infer_hops = _inference_cadence(bundle)
+    infer_hops, cadence = _inference_cadence(bundle)
     body = _BODY.format(
         task=bundle.task,
         name=bundle.name,
         version=bundle.version,
         report=_report(bundle),
-        hop_ms=hop_ms,
-        runtime_ms=runtime_ms,
         infer_hops=infer_hops,
+        cadence=cadence,
     )
     if sketch:
         body = body.replace("#include <stddef.h>", "#include <Arduino.h>\n#include <stddef.h>", 1)

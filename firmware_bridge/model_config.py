@@ -99,12 +99,16 @@ def model_config_header(bundle: Bundle, *, arena_bytes: int | None, model_symbol
         f"#define TINYFLEET_MODEL_DATA {model_symbol}",
         f"#define TINYFLEET_MODEL_DATA_LEN {model_symbol}_len",
         "",
-        "/* Tensor arena in bytes: measured in TFLM (smallest that allocates and invokes) + margin. */",
+        "/* Tensor arena in bytes: the smallest with which TFLM allocates AND invokes this model",
+        " * (bisected in 16-byte steps) + a margin for optimised kernels' scratch buffers. Do not",
+        " * size it from MicroInterpreter::arena_used_bytes(): that leaves out the temporary buffers",
+        " * AllocateTensors() needs and is too small (e.g. 3,232 B reported, 4,016 B needed). */",
     ]
     if arena_bytes is None:
         lines += [
-            "/* NOT MEASURED: tflite-micro was not available when this was exported. Set it from",
-            " * MicroInterpreter::arena_used_bytes() on the device before shipping. */",
+            "/* NOT MEASURED: tflite-micro was not available when this was exported. Find the",
+            " * smallest size with which AllocateTensors() and Invoke() succeed on the device (or",
+            " * re-export on an x86_64 host) and add a margin; arena_used_bytes() undercounts. */",
             "#ifndef TINYFLEET_ARENA_BYTES",
             '#error "kArenaSize was not measured: define TINYFLEET_ARENA_BYTES (see comment above)"',
             "#endif",

@@ -108,6 +108,104 @@ TFLM_ADD_METHODS = {
     "ZEROS_LIKE": "AddZerosLike",
 }
 
+# BuiltinOperator name → the TFLM kernel file (tensorflow/lite/micro/kernels/<stem>.cc) that
+# defines its Register_ function, read from the tflite-micro tree this project was checked against.
+# The exported Makefile compiles these (plus their ``<stem>_common.cc``) and no other kernel.
+TFLM_KERNEL_FILES = {
+    "RELU": "activations",
+    "RELU6": "activations",
+    "ADD": "add",
+    "ADD_N": "add_n",
+    "ARG_MAX": "arg_min_max",
+    "ARG_MIN": "arg_min_max",
+    "BATCH_MATMUL": "batch_matmul",
+    "BATCH_TO_SPACE_ND": "batch_to_space_nd",
+    "BROADCAST_ARGS": "broadcast_args",
+    "BROADCAST_TO": "broadcast_to",
+    "CAST": "cast",
+    "CEIL": "ceil",
+    "EQUAL": "comparisons",
+    "GREATER": "comparisons",
+    "GREATER_EQUAL": "comparisons",
+    "LESS": "comparisons",
+    "LESS_EQUAL": "comparisons",
+    "NOT_EQUAL": "comparisons",
+    "CONCATENATION": "concatenation",
+    "CONV_2D": "conv",
+    "CUMSUM": "cumsum",
+    "DEPTH_TO_SPACE": "depth_to_space",
+    "DEPTHWISE_CONV_2D": "depthwise_conv",
+    "DEQUANTIZE": "dequantize",
+    "DIV": "div",
+    "ABS": "elementwise",
+    "COS": "elementwise",
+    "LOG": "elementwise",
+    "LOGICAL_NOT": "elementwise",
+    "RSQRT": "elementwise",
+    "SIN": "elementwise",
+    "SQRT": "elementwise",
+    "SQUARE": "elementwise",
+    "ELU": "elu",
+    "EMBEDDING_LOOKUP": "embedding_lookup",
+    "EXP": "exp",
+    "EXPAND_DIMS": "expand_dims",
+    "FILL": "fill",
+    "FLOOR": "floor",
+    "FLOOR_DIV": "floor_div",
+    "FLOOR_MOD": "floor_mod",
+    "FULLY_CONNECTED": "fully_connected",
+    "GATHER": "gather",
+    "GATHER_ND": "gather_nd",
+    "HARD_SWISH": "hard_swish",
+    "L2_POOL_2D": "l2_pool_2d",
+    "L2_NORMALIZATION": "l2norm",
+    "LEAKY_RELU": "leaky_relu",
+    "LOG_SOFTMAX": "log_softmax",
+    "LOGICAL_AND": "logical",
+    "LOGICAL_OR": "logical",
+    "LOGISTIC": "logistic",
+    "MAXIMUM": "maximum_minimum",
+    "MINIMUM": "maximum_minimum",
+    "MIRROR_PAD": "mirror_pad",
+    "MUL": "mul",
+    "NEG": "neg",
+    "PACK": "pack",
+    "PAD": "pad",
+    "PADV2": "pad",
+    "AVERAGE_POOL_2D": "pooling",
+    "MAX_POOL_2D": "pooling",
+    "PRELU": "prelu",
+    "QUANTIZE": "quantize",
+    "MEAN": "reduce",
+    "REDUCE_MAX": "reduce",
+    "REDUCE_MIN": "reduce",
+    "SUM": "reduce",
+    "RESHAPE": "reshape",
+    "RESIZE_BILINEAR": "resize_bilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "resize_nearest_neighbor",
+    "REVERSE_V2": "reverse",
+    "ROUND": "round",
+    "SELECT_V2": "select",
+    "SHAPE": "shape",
+    "SLICE": "slice",
+    "SOFTMAX": "softmax",
+    "SPACE_TO_BATCH_ND": "space_to_batch_nd",
+    "SPACE_TO_DEPTH": "space_to_depth",
+    "SPLIT": "split",
+    "SPLIT_V": "split_v",
+    "SQUARED_DIFFERENCE": "squared_difference",
+    "SQUEEZE": "squeeze",
+    "STRIDED_SLICE": "strided_slice",
+    "SUB": "sub",
+    "SVDF": "svdf",
+    "TANH": "tanh",
+    "TRANSPOSE": "transpose",
+    "TRANSPOSE_CONV": "transpose_conv",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "unidirectional_sequence_lstm",
+    "UNPACK": "unpack",
+    "ZEROS_LIKE": "zeros_like",
+}
+
 HEADER_NAME = "op_resolver.h"
 
 
@@ -123,6 +221,16 @@ def resolver_methods(graph: ModelGraph) -> list[tuple[str, str]]:
             )
         methods.append((op, method))
     return methods
+
+
+def kernel_stems(ops: list[str]) -> list[str]:
+    """TFLM kernel file stems (``conv``, ``pooling`` …) that implement ``ops``, without duplicates.
+
+    An op missing from :data:`TFLM_KERNEL_FILES` selects every kernel: a slower build, never a
+    program that fails to link."""
+    if any(op not in TFLM_KERNEL_FILES for op in ops):
+        return sorted(set(TFLM_KERNEL_FILES.values()))
+    return list(dict.fromkeys(TFLM_KERNEL_FILES[op] for op in ops))
 
 
 def op_resolver_header(graph: ModelGraph) -> str:

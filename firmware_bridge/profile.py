@@ -219,12 +219,20 @@ def profile_bundle(bundle: Bundle) -> dict[str, Any]:
         totals["arena_note"] = (
             "arena not measured: run `tinyfleet export` on a host with tflite-micro (x86_64)"
         )
+    # What the linker measured when the bundle was exported for a build target (tinyfleet export
+    # --target host/cortex-m4), beside the estimates above: the difference in flash is TFLM's
+    # interpreter, the model's kernels and the C library, which the estimate leaves out.
+    linked = {
+        target: {**sizes, "runtime_code_bytes": sizes["flash_bytes"] - totals["flash_bytes"]}
+        for target, sizes in (bundle.sizes.get("linked") or {}).items()
+    }
     int8_sparsity = bundle.sparsity.get("int8_weights") or {}
     return {
         "bundle": str(bundle.directory),
         "task": bundle.task,
         "model": bundle.identity(),
         "totals": totals,
+        "linked": linked,
         # What the quantize stage measured (quantize/report.py), repeated here for one-stop reading.
         "quantization": bundle.metrics.get("quantization"),
         "int8_weight_sparsity": int8_sparsity.get("overall"),

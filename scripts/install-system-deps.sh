@@ -2,8 +2,11 @@
 # Install the Debian packages tinyfleet needs, only those missing; sudo when not root.
 # mosquitto(-clients): the MQTT broker the project starts itself on loopback.
 # espeak-ng, flite, festival + an HTS voice: offline speech synthesis for the KWS corpus.
+# gcc-arm-none-eabi + newlib + libstdc++ and qemu-system-arm: firmware cross-built for a Cortex-M4
+# and run on an emulated MPS2 AN386 (tests/test_firmware_cortex_m4.py).
 set -euo pipefail
-packages=(mosquitto mosquitto-clients espeak-ng flite festival festvox-us-slt-hts gcc g++ make chromium)
+packages=(mosquitto mosquitto-clients espeak-ng flite festival festvox-us-slt-hts gcc g++ make chromium
+  gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

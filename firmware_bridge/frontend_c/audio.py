@@ -139,6 +139,9 @@ _STREAMING = """\
 #define TINYFLEET_FE_STREAMING 1
 #define TINYFLEET_FE_FRAME_SAMPLES {frame}
 #define TINYFLEET_FE_HOP_SAMPLES {hop}
+#define TINYFLEET_FE_PUSH_VALUES {hop}
+#define TINYFLEET_FE_NOT_READY 2
+#define TINYFLEET_FE_AUDIO 1
 #define TINYFLEET_FE_TAIL_SAMPLES {tail}
 #define TINYFLEET_FE_ROW_FEATURES {coeffs}
 int tinyfleet_frontend_push(const float *hop, float *features);

@@ -8,12 +8,18 @@ shaft speed, estimated without a tachometer from the power summed over axes (bes
 quarter-bin candidates, parabolic refinement); finally standardised with the bundle's mean/scale. A window with NaN/Inf,
 clipped samples (|x| ≥ 99.9 % of full scale) or a flat axis is refused, as ``validate_window`` does.
 
-Memory: one complex FFT buffer (2 × ``window_samples`` floats), reused axis by axis, plus the
-power spectrum summed over axes (``window_samples/2 + 1`` floats) for the speed estimate. The order
-amplitudes need the speed, which needs every axis, so each axis' tapered FFT is computed a second
-time rather than keeping three spectra (24 KB at 4096 samples) in RAM. Moments are
+Memory (streaming, what ``main.cc`` uses): ``tinyfleet_frontend_push`` takes 64 frames at a time
+and keeps the window as **int16 sensor counts** (full scale over 16 bits, the resolution a 16-bit
+accelerometer delivers: 0.49 mg at ±16 g), 2 bytes per sample instead of a float window. Features
+are computed axis by axis with one real FFT of ``window_samples`` floats (a half-length complex
+FFT plus a split step, in place) that is reused for the band energies and the high-pass kurtosis;
+the speed search and order amplitudes need only the lowest few hundred power bins of each axis,
+which are kept. At 4096 x 3 that is 24 KB + 16 KB + 2.4 KB instead of ~90 KB; the window itself
+cannot be avoided without changing the features (a 4096-point Hann spectrum and a whole-window
+high-pass need every sample). On a stream already at the sensor's resolution
+(:func:`sensor_counts`) the result equals Python within the whole-window tolerance. Moments are
 accumulated in double: kurtosis divides a 4th moment by a squared 2nd moment and float sums over
-4096 samples lose digits there; it costs a few thousand double operations per window.
+4096 samples lose digits there.
 """
 
 from __future__ import annotations
@@ -27,29 +33,69 @@ from device_sim.features.vibration import CLIP_FRACTION
 from firmware_bridge.c_text import c_float, float_array, int_array
 from firmware_bridge.errors import FirmwareError
 from firmware_bridge.frontend_c import FrontEndC, header_text
-from firmware_bridge.frontend_c.fft import FFT_CODE, fft_tables
+from firmware_bridge.frontend_c.fft import REAL_FFT_CODE, fft_tables
 
 _STAT_CODES = {"rms": 0, "kurtosis": 1, "crest": 2, "hf_kurtosis": 3}
 
 _CODE = """\
-static float tf_re[TF_N];
-static float tf_im[TF_N];
+/* The window being analysed: a caller's float window (tinyfleet_frontend) or, when NULL, the
+ * int16 ring that tinyfleet_frontend_push fills. */
+static const float *tf_window;
+static int16_t tf_ring[TF_N * TF_AXES];
+static long tf_pushed;                   /* frames pushed so far */
+static long tf_nan_until, tf_clip_until; /* a bad frame spoils the windows up to these counts */
+static double tf_mean[TF_AXES];
+static float tf_buf[TF_N];               /* real-FFT scratch, reused axis by axis */
 #if TF_ORDERS > 0
-static float tf_psum[TF_BINS]; /* power summed over axes: the speed estimate needs every axis */
+static float tf_low[TF_AXES * TF_LOW_BINS]; /* low-frequency power of each axis: speed, orders */
 #endif
 
-/* Pearson kurtosis of tf_re[first..last) (mean removed here). */
-static double tf_kurtosis(int first, int last)
+/* Sample t (0 = oldest) of an axis, in g. */
+static float tf_sample(int t, int axis)
+{
+    if (tf_window != NULL) {
+        return tf_window[t * TF_AXES + axis];
+    }
+    return (float)tf_ring[((int)((tf_pushed + t) & (TF_N - 1))) * TF_AXES + axis] * TF_G_PER_COUNT;
+}
+
+/* tf_buf <- the packed spectrum of the demeaned axis, Hann-tapered when `taper` is set. */
+static void tf_axis_spectrum(int axis, int taper)
+{
+    int t;
+    for (t = 0; t < TF_N; ++t) {
+        float v = (float)((double)tf_sample(t, axis) - tf_mean[axis]);
+        if (taper) {
+            v *= tf_taper[t];
+        }
+        tf_buf[(t & 1) ? TF_N / 2 + t / 2 : t / 2] = v;
+    }
+    tf_rfft(tf_buf);
+}
+
+static float tf_power(int k)
+{
+    if (k == 0) {
+        return tf_buf[0] * tf_buf[0];
+    }
+    if (k == TF_N / 2) {
+        return tf_buf[TF_N / 2] * tf_buf[TF_N / 2];
+    }
+    return tf_buf[k] * tf_buf[k] + tf_buf[TF_N / 2 + k] * tf_buf[TF_N / 2 + k];
+}
+
+/* Pearson kurtosis of the high-passed signal in tf_buf (tf_irfft layout), ends trimmed. */
+static double tf_hf_kurtosis(void)
 {
     int t;
     double mean = 0.0, m2 = 0.0, m4 = 0.0;
-    const double count = (double)(last - first);
-    for (t = first; t < last; ++t) {
-        mean += tf_re[t];
+    const double count = (double)(TF_N - 2 * TF_TRIM);
+    for (t = TF_TRIM; t < TF_N - TF_TRIM; ++t) {
+        mean += (double)tf_buf[(t & 1) ? TF_N / 2 + t / 2 : t / 2];
     }
     mean /= count;
-    for (t = first; t < last; ++t) {
-        const double c = tf_re[t] - mean;
+    for (t = TF_TRIM; t < TF_N - TF_TRIM; ++t) {
+        const double c = (double)tf_buf[(t & 1) ? TF_N / 2 + t / 2 : t / 2] - mean;
         const double c2 = c * c;
         m2 += c2;
         m4 += c2 * c2;
@@ -59,95 +105,20 @@ static double tf_kurtosis(int first, int last)
     return m4 / (m2 * m2 + 1e-12);
 }
 
-static double tf_axis_mean(const float *window, int axis)
-{
-    int t;
-    double mean = 0.0;
-    for (t = 0; t < TF_N; ++t) {
-        mean += window[t * TF_AXES + axis];
-    }
-    return mean / TF_N;
-}
-
-/* tf_re/tf_im <- spectrum of the demeaned, Hann-tapered axis. */
-static void tf_tapered_spectrum(const float *window, int axis, double mean)
-{
-    int t;
-    for (t = 0; t < TF_N; ++t) {
-        tf_re[t] = (float)(window[t * TF_AXES + axis] - mean) * tf_taper[t];
-        tf_im[t] = 0.0f;
-    }
-    tf_fft(tf_re, tf_im);
-}
-
-/* 0 when the window may be inferred; else why not (as validate_window). */
-static int tf_check(const float *window)
-{
-    int axis, t;
-    for (axis = 0; axis < TF_AXES; ++axis) {
-        double mean, var = 0.0;
-        for (t = 0; t < TF_N; ++t) {
-            const float v = window[t * TF_AXES + axis];
-            if (!isfinite(v)) {
-                return 1;
-            }
-            if (fabsf(v) >= TF_CLIP_G) {
-                return 2;
-            }
-        }
-        mean = tf_axis_mean(window, axis);
-        for (t = 0; t < TF_N; ++t) {
-            const double c = window[t * TF_AXES + axis] - mean;
-            var += c * c;
-        }
-        if (var == 0.0) {
-            return 3;
-        }
-    }
-    return 0;
-}
-
-static float tf_statistic(const float *window, int axis, double mean, int stat, float rms,
-                          double peak)
-{
-    int t;
-    switch (stat) {
-    case 0:
-        return log10f(rms + 1e-6f);
-    case 1:
-        for (t = 0; t < TF_N; ++t) {
-            tf_re[t] = (float)(window[t * TF_AXES + axis] - mean);
-        }
-        return (float)log10(tf_kurtosis(0, TF_N) + 1e-6);
-    case 2:
-        return (float)(peak / (rms + 1e-9));
-    default:
-        /* Brick-wall high-pass of the untapered signal: FFT, zero the bins below the cutoff (and
-         * their mirror images), inverse FFT by conjugation. */
-        for (t = 0; t < TF_N; ++t) {
-            tf_re[t] = (float)(window[t * TF_AXES + axis] - mean);
-            tf_im[t] = 0.0f;
-        }
-        tf_fft(tf_re, tf_im);
-        for (t = 0; t < TF_N; ++t) {
-            const int bin = t <= TF_N / 2 ? t : TF_N - t;
-            if (bin < TF_HF_FIRST_BIN) {
-                tf_re[t] = 0.0f;
-                tf_im[t] = 0.0f;
-            }
-            tf_im[t] = -tf_im[t];
-        }
-        tf_fft(tf_re, tf_im);
-        for (t = 0; t < TF_N; ++t) {
-            tf_re[t] /= (float)TF_N;
-        }
-        return (float)log10(tf_kurtosis(TF_TRIM, TF_N - TF_TRIM) + 1e-6);
-    }
-}
-
 #if TF_ORDERS > 0
-/* Shaft speed in Hz from tf_psum: best harmonic sum over the candidates, then parabolic
- * interpolation of the log magnitude around the 1x peak. */
+/* Summed power over axes at low bin k, for the speed estimate. */
+static double tf_psum(int k)
+{
+    int axis;
+    float sum = 0.0f;
+    for (axis = 0; axis < TF_AXES; ++axis) {
+        sum += tf_low[axis * TF_LOW_BINS + k];
+    }
+    return (double)sum;
+}
+
+/* Shaft speed in Hz: best harmonic sum over the candidates, then parabolic interpolation of the
+ * log magnitude around the 1x peak. */
 static double tf_shaft_speed(void)
 {
     int c, h, d, best = 0, peak;
@@ -157,10 +128,9 @@ static double tf_shaft_speed(void)
         for (h = 0; h < 4; ++h) {
             const int k = c * 4 + h;
             const int below = tf_harmonic_bin[k];
-            const int above = below + 1 < TF_BINS ? below + 1 : TF_BINS - 1;
-            const double fraction = tf_harmonic_fraction[k];
-            score += sqrt((double)tf_psum[below]) * (1.0 - fraction);
-            score += sqrt((double)tf_psum[above]) * fraction;
+            const double fraction = (double)tf_harmonic_fraction[k];
+            score += sqrt(tf_psum(below)) * (1.0 - fraction);
+            score += sqrt(tf_psum(below + 1)) * fraction;
         }
         if (score > best_score) {
             best_score = score;
@@ -170,13 +140,13 @@ static double tf_shaft_speed(void)
     peak = tf_candidate_centre[best] - 1;
     for (d = 0; d <= 1; ++d) {
         const int i = tf_candidate_centre[best] + d;
-        if (tf_psum[i] > tf_psum[peak]) {
+        if (tf_psum(i) > tf_psum(peak)) {
             peak = i;
         }
     }
-    left = log(sqrt((double)tf_psum[peak - 1]) + 1e-12);
-    mid = log(sqrt((double)tf_psum[peak]) + 1e-12);
-    right = log(sqrt((double)tf_psum[peak + 1]) + 1e-12);
+    left = log(sqrt(tf_psum(peak - 1)) + 1e-12);
+    mid = log(sqrt(tf_psum(peak)) + 1e-12);
+    right = log(sqrt(tf_psum(peak + 1)) + 1e-12);
     curvature = left - 2.0 * mid + right;
     if (curvature < 0.0) {
         offset = 0.5 * (left - right) / curvature;
@@ -186,52 +156,88 @@ static double tf_shaft_speed(void)
 }
 #endif
 
-int tinyfleet_frontend(const float *window, float *features)
+/* Features of the current window (tf_window or the ring); 3 when an axis is flat. */
+static int tf_features(float *features)
 {
     int axis, t, b, s;
-    const int status = tf_check(window);
-    if (status != 0) {
-        return status;
+    for (axis = 0; axis < TF_AXES; ++axis) {
+        double mean = 0.0, var = 0.0;
+        for (t = 0; t < TF_N; ++t) {
+            mean += (double)tf_sample(t, axis);
+        }
+        mean /= TF_N;
+        for (t = 0; t < TF_N; ++t) {
+            const double c = (double)tf_sample(t, axis) - mean;
+            var += c * c;
+        }
+        if (var == 0.0) {
+            return 3;
+        }
+        tf_mean[axis] = mean;
     }
-#if TF_ORDERS > 0
-    for (t = 0; t < TF_BINS; ++t) {
-        tf_psum[t] = 0.0f;
-    }
-#endif
     for (axis = 0; axis < TF_AXES; ++axis) {
         float *out = features + axis * TF_PER_AXIS;
-        const double mean = tf_axis_mean(window, axis);
-        double m2 = 0.0, peak = 0.0, total = 0.0;
-        float rms;
+        double m2 = 0.0, m4 = 0.0, peak = 0.0, total = 0.0, rms;
         for (t = 0; t < TF_N; ++t) {
-            const double c = window[t * TF_AXES + axis] - mean;
-            m2 += c * c;
+            const double c = (double)tf_sample(t, axis) - tf_mean[axis];
+            const double c2 = c * c;
+            m2 += c2;
+            m4 += c2 * c2;
             if (fabs(c) > peak) {
                 peak = fabs(c);
             }
         }
-        rms = (float)sqrt(m2 / TF_N);
+        rms = sqrt(m2 / TF_N);
         /* Band energies of the tapered spectrum, relative to their total. */
-        tf_tapered_spectrum(window, axis, mean);
-        for (t = 0; t < TF_BINS; ++t) {
-            tf_re[t] = tf_re[t] * tf_re[t] + tf_im[t] * tf_im[t]; /* power */
+        tf_axis_spectrum(axis, 1);
 #if TF_ORDERS > 0
-            tf_psum[t] += tf_re[t];
-#endif
+        for (t = 0; t < TF_LOW_BINS; ++t) {
+            tf_low[axis * TF_LOW_BINS + t] = tf_power(t);
         }
+#endif
         for (b = 0; b < TF_BANDS; ++b) {
             double energy = 0.0;
             for (t = tf_band_first[b]; t < tf_band_last[b]; ++t) {
-                energy += tf_re[t];
+                energy += (double)tf_power(t);
             }
             out[b] = (float)energy;
             total += energy;
         }
         for (b = 0; b < TF_BANDS; ++b) {
-            out[b] = (float)log10(out[b] / (total + 1e-12) + 1e-6);
+            out[b] = (float)log10((double)out[b] / (total + 1e-12) + 1e-6);
         }
         for (s = 0; s < TF_STATS; ++s) {
-            out[TF_BANDS + s] = tf_statistic(window, axis, mean, tf_stats[s], rms, peak);
+            float value;
+            switch (tf_stats[s]) {
+            case 0:
+                value = (float)log10(rms + 1e-6);
+                break;
+            case 1:
+                m2 /= TF_N;
+                value = (float)log10((m4 / TF_N) / (m2 * m2 + 1e-12) + 1e-6);
+                m2 *= TF_N;
+                break;
+            case 2:
+                value = (float)(peak / (rms + 1e-9));
+                break;
+            default:
+                /* Brick-wall high-pass of the untapered signal (bins below the cutoff zeroed),
+                 * back to time, kurtosis without the ringing ends. */
+                tf_axis_spectrum(axis, 0);
+                for (t = 0; t < TF_HF_FIRST_BIN && t < TF_N / 2; ++t) {
+                    tf_buf[t] = 0.0f;
+                    if (t > 0) {
+                        tf_buf[TF_N / 2 + t] = 0.0f;
+                    }
+                }
+                if (TF_HF_FIRST_BIN > TF_N / 2) {
+                    tf_buf[TF_N / 2] = 0.0f;
+                }
+                tf_irfft(tf_buf);
+                value = (float)log10(tf_hf_kurtosis() + 1e-6);
+                break;
+            }
+            out[TF_BANDS + s] = value;
         }
     }
 #if TF_ORDERS > 0
@@ -240,14 +246,13 @@ int tinyfleet_frontend(const float *window, float *features)
         int o, d;
         for (axis = 0; axis < TF_AXES; ++axis) {
             float *out = features + axis * TF_PER_AXIS + TF_BANDS + TF_STATS;
-            tf_tapered_spectrum(window, axis, tf_axis_mean(window, axis));
             for (o = 0; o < TF_ORDERS; ++o) {
-                const int centre = (int)rint(tf_orders[o] * speed / TF_RESOLUTION);
+                const int centre = (int)rint((double)tf_orders[o] * speed / TF_RESOLUTION);
                 double lobe = 0.0;
                 for (d = -2; d <= 2; ++d) {
                     int k = centre + d;
-                    k = k < 0 ? 0 : k > TF_BINS - 1 ? TF_BINS - 1 : k;
-                    lobe += (double)tf_re[k] * tf_re[k] + (double)tf_im[k] * tf_im[k];
+                    k = k < 0 ? 0 : k > TF_LOW_BINS - 1 ? TF_LOW_BINS - 1 : k;
+                    lobe += (double)tf_low[axis * TF_LOW_BINS + k];
                 }
                 out[o] = (float)log10(4.0 * sqrt(lobe / 1.5) / TF_N + 1e-6);
             }
@@ -256,10 +261,90 @@ int tinyfleet_frontend(const float *window, float *features)
     }
 #endif
     for (t = 0; t < TF_FEATURES; ++t) {
-        features[t] = (features[t] - tf_mean[t]) / tf_scale[t];
+        features[t] = (features[t] - tf_norm_mean[t]) / tf_norm_scale[t];
     }
     return 0;
 }
+
+int tinyfleet_frontend(const float *window, float *features)
+{
+    int t;
+    int status = 0;
+    for (t = 0; t < TF_N * TF_AXES && status != 1; ++t) {
+        if (!isfinite(window[t])) {
+            status = 1;
+        } else if (fabsf(window[t]) >= TF_CLIP_G) {
+            status = 2;
+        }
+    }
+    if (status != 0) {
+        return status;
+    }
+    tf_window = window;
+    status = tf_features(features);
+    tf_window = NULL;
+    return status;
+}
+
+int tinyfleet_frontend_push(const float *frames, float *features)
+{
+    int f, axis;
+    for (f = 0; f < TINYFLEET_FE_PUSH_FRAMES; ++f) {
+        const int slot = (int)(tf_pushed & (TF_N - 1)) * TF_AXES;
+        for (axis = 0; axis < TF_AXES; ++axis) {
+            const float v = frames[f * TF_AXES + axis];
+            long count = 0;
+            if (!isfinite(v)) {
+                tf_nan_until = tf_pushed + TF_N;
+            } else {
+                if (fabsf(v) >= TF_CLIP_G) {
+                    tf_clip_until = tf_pushed + TF_N;
+                }
+                count = lrintf(v / TF_G_PER_COUNT);
+                count = count < -32768 ? -32768 : count > 32767 ? 32767 : count;
+            }
+            tf_ring[slot + axis] = (int16_t)count;
+        }
+        ++tf_pushed;
+    }
+    if (tf_pushed < TF_N || (tf_pushed - TF_N) % TF_HOP != 0) {
+        return TINYFLEET_FE_NOT_READY;
+    }
+    if (tf_pushed <= tf_nan_until) {
+        return 1;
+    }
+    if (tf_pushed <= tf_clip_until) {
+        return 2;
+    }
+    return tf_features(features);
+}
+
+void tinyfleet_frontend_reset(void)
+{
+    tf_pushed = 0;
+    tf_nan_until = -1;
+    tf_clip_until = -1;
+}
+"""
+
+
+_STREAMING = """\
+/* Streaming (what main.cc does): call tinyfleet_frontend_push() with every
+ * TINYFLEET_FE_PUSH_FRAMES new frames (TINYFLEET_FE_PUSH_VALUES floats, sample-major, in g). It
+ * keeps the last TINYFLEET_FE_WINDOW_SAMPLES frames as int16 sensor counts of
+ * TINYFLEET_FE_G_PER_COUNT g (a 16-bit accelerometer's own resolution) and, every
+ * TINYFLEET_FE_HOP_FRAMES frames once the window is full, writes the features of the last window:
+ * returns 0 then, TINYFLEET_FE_NOT_READY in between, else the refusal code of tinyfleet_frontend()
+ * for a window holding a NaN/Inf (1), clipped (2) or flat (3) signal. */
+#define TINYFLEET_FE_STREAMING 1
+#define TINYFLEET_FE_PUSH_FRAMES {push}
+#define TINYFLEET_FE_PUSH_VALUES ({push} * {axes})
+#define TINYFLEET_FE_HOP_FRAMES {hop}
+#define TINYFLEET_FE_G_PER_COUNT {g_per_count}
+#define TINYFLEET_FE_NOT_READY 5
+int tinyfleet_frontend_push(const float *frames, float *features);
+/* Forget the pushed frames (e.g. after a sensor restart). */
+void tinyfleet_frontend_reset(void);
 """
 
 
@@ -292,7 +377,39 @@ def _speed_tables(frontend) -> tuple[str, int]:
         + int_array("tf_candidate_centre", centre)
         + float_array("tf_orders", np.asarray(config.orders))
     )
+    # The power bins the speed search and the order lobes can touch (all below a few hundred Hz):
+    # only these are kept per axis between the first pass and the order amplitudes.
+    top_speed_bin = int(centre.max()) + 1.5  # peak refinement moves at most 1 bin + 0.5
+    reach = max(
+        int(below.max()) + 2,
+        int(centre.max()) + 3,
+        int(np.ceil(max(config.orders) * top_speed_bin)) + 3,
+    )
+    low_bins = min(len(frontend._hf_mask), reach)
+    text += f"#define TF_LOW_BINS {low_bins}\n"
     return text, len(candidates) * (4 * 2 + 4 * 4 + 2) + 4 * len(config.orders)
+
+
+def low_bins(frontend) -> int:
+    """How many low-frequency power bins the C port keeps per axis (see ``_speed_tables``)."""
+    text, _ = _speed_tables(frontend)
+    return int(text.rsplit("TF_LOW_BINS", 1)[1].split()[0])
+
+
+def sensor_counts(windows: np.ndarray, full_scale_g: float) -> np.ndarray:
+    """``windows`` (g) at the 16-bit resolution the streaming C port stores: what a 16-bit
+    accelerometer delivers, and exactly the float32 values the C port analyses."""
+    g_per_count = np.float32(full_scale_g / 32768.0)
+    counts = np.clip(np.rint(np.asarray(windows, dtype=np.float32) / g_per_count), -32768, 32767)
+    return (counts.astype(np.float32) * g_per_count).astype(np.float32)
+
+
+def _push_frames(hop: int) -> int:
+    """Frames per push: a power of two up to 64 that divides the hop (small driver buffer)."""
+    push = 64
+    while hop % push:
+        push //= 2
+    return push
 
 
 def generate(config_dict: dict[str, Any]) -> FrontEndC:
@@ -300,7 +417,7 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
     config = feature_config_from_dict(config_dict)
     frontend = config.build()
     n = config.window_samples
-    if n & (n - 1):
+    if n & (n - 1) or n < 8:
         raise FirmwareError(
             f"the C vibration front end needs a power-of-two window (got {n} samples): retrain "
             "with window_samples = 1024, 2048 or 4096"
@@ -311,19 +428,26 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
     mean = np.asarray(config.mean) if config.mean else np.zeros(n_features)
     scale = np.asarray(config.scale) if config.scale else np.ones(n_features)
     fft_text, fft_bytes = fft_tables(n)
+    push = _push_frames(config.hop_samples)
+    g_per_count = config.full_scale_g / 32768.0
     notes = (
         f" * window: {n} frames x {config.axes} axes in g at {config.sample_rate:g} Hz "
-        f"(sensor full scale {config.full_scale_g:g} g).\n"
+        f"(sensor full scale {config.full_scale_g:g} g), a new window every "
+        f"{config.hop_samples} frames.\n"
         " * Returns 1 for NaN/Inf, 2 for clipped samples, 3 for a flat (stuck) axis."
     )
-    header = header_text(config.kind, n, config.axes, n_features, notes)
+    streaming = _STREAMING.format(
+        push=push, axes=config.axes, hop=config.hop_samples, g_per_count=c_float(g_per_count)
+    )
+    header = header_text(config.kind, n, config.axes, n_features, notes, streaming)
     parts = [
         f"#define TF_N {n}\n#define TF_BINS {n // 2 + 1}\n#define TF_AXES {config.axes}\n",
         f"#define TF_BANDS {config.n_bands}\n#define TF_STATS {len(config.stats)}\n",
         f"#define TF_ORDERS {len(config.orders)}\n#define TF_PER_AXIS {config.features_per_axis}\n",
-        f"#define TF_FEATURES {n_features}\n",
+        f"#define TF_FEATURES {n_features}\n#define TF_HOP {config.hop_samples}\n",
         f"#define TF_RESOLUTION {float(frontend._resolution)!r}\n",
         f"#define TF_CLIP_G {c_float(CLIP_FRACTION * config.full_scale_g)}\n",
+        f"#define TF_G_PER_COUNT {c_float(g_per_count)}\n",
         f"#define TF_HF_FIRST_BIN {int(hf_bins[0]) if len(hf_bins) else n // 2 + 1}\n",
         f"#define TF_TRIM {n // 16}\n",
         fft_text,
@@ -331,24 +455,22 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
         int_array("tf_band_first", first),
         int_array("tf_band_last", last),
         int_array("tf_stats", [_STAT_CODES[s] for s in config.stats], ctype="unsigned char"),
-        float_array("tf_mean", mean),
-        float_array("tf_scale", scale),
+        float_array("tf_norm_mean", mean),
+        float_array("tf_norm_scale", scale),
     ]
     table_bytes = fft_bytes + 4 * n + 2 * 2 * config.n_bands + len(config.stats) + 8 * n_features
-    buffer_bytes = 2 * 4 * n
+    # int16 ring of the window, one real-FFT scratch, the axis means, the stream counters and the
+    # window pointer (host sizes: 64-bit long and pointer).
+    buffer_bytes = 2 * n * config.axes + 4 * n + 8 * config.axes + 3 * 8 + 8
     if config.orders:
         text, size = _speed_tables(frontend)
         parts.append(text)
         table_bytes += size
-        buffer_bytes += 4 * (n // 2 + 1)
+        buffer_bytes += 4 * config.axes * low_bins(frontend)
     source = (
         "/* Generated by tinyfleet: C99 vibration front end. Do not edit. */\n"
-        '#include "tinyfleet_frontend.h"\n\n#include <math.h>\n#include <stdint.h>\n\n'
-        + "".join(parts)
-        + "\n"
-        + FFT_CODE
-        + "\n"
-        + _CODE
+        '#include "tinyfleet_frontend.h"\n\n#include <math.h>\n#include <stddef.h>\n'
+        "#include <stdint.h>\n\n" + "".join(parts) + "\n" + REAL_FFT_CODE + "\n" + _CODE
     )
     return FrontEndC(
         kind=config.kind,
@@ -359,4 +481,5 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
         features=n_features,
         table_bytes=table_bytes,
         buffer_bytes=buffer_bytes,
+        streaming_window_bytes=4 * push * config.axes,
     )

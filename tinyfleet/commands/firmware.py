@@ -27,9 +27,17 @@ def render_export(result: Mapping[str, Any]) -> str:
         f"arena (TFLM, measured): {_kib(result['arena_bytes'])} = activations "
         f"{result['arena_activation_bytes']} B + persistent {result['arena_persistent_bytes']} B; "
         f"kArenaSize with margin: {_kib(result['arena_size_bytes'])}",
-        f"RAM (arena + front end): {_kib(result['ram_bytes'])}",
+        f"RAM total (arena + front end + its buffers): {_kib(result['ram_bytes'])} = arena "
+        f"{result['arena_size_bytes']} B + front end {result['frontend_ram_bytes']} B",
         f"note: {result['arena_note']}",
     ]
+    linked = result.get("linked")
+    if linked:
+        lines.append(
+            f"linked ({linked['target']}, {linked['build_seconds']} s): text {linked['text_bytes']} B"
+            f", data {linked['data_bytes']} B, bss {linked['bss_bytes']} B -> flash "
+            f"{_kib(linked['flash_bytes'])}, static RAM {_kib(linked['static_ram_bytes'])}"
+        )
     return "\n".join(lines)
 
 
@@ -42,7 +50,16 @@ def render_profile(result: Mapping[str, Any]) -> str:
             f"{row['activation_bytes']:>8}  {row['output_shape']}"
         )
     totals = result["totals"]
-    lines += ["", "totals:", render_mapping(totals, 1)]
+    lines += ["", "totals (estimates from the flatbuffer and the front end):"]
+    lines.append(render_mapping(totals, 1))
+    for target, linked in (result.get("linked") or {}).items():
+        lines.append(
+            f"linked {target} (measured by the linker): text {linked['text_bytes']} B, data "
+            f"{linked['data_bytes']} B, bss {linked['bss_bytes']} B; flash {linked['flash_bytes']} B"
+            f" vs estimate {totals['flash_bytes']} B (+{linked['runtime_code_bytes']} B TFLM, "
+            f"kernels and libc), static RAM {linked['static_ram_bytes']} B vs estimate "
+            f"{totals['ram_bytes']} B"
+        )
     quantization = result.get("quantization")
     if quantization:
 
@@ -70,7 +87,13 @@ def run_export(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.bundle)
     out = args.out or args.bundle / "firmware"
-    emit(export_firmware(bundle, out, target=args.target), args.json, render_export)
+    values = None
+    if args.selftest_windows:
+        from firmware_bridge.selftest import simulated_values
+
+        values = simulated_values(bundle, args.selftest_windows)
+    summary = export_firmware(bundle, out, target=args.target, selftest_values=values)
+    emit(summary, args.json, render_export)
     return 0
 
 
@@ -93,7 +116,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--bundle", type=Path, required=True, help="bundle folder")
     export.add_argument("--out", type=Path, help="output folder (default: BUNDLE/firmware)")
     export.add_argument(
-        "--target", choices=("c", "cpp", "arduino"), default="c", help="firmware flavour"
+        "--target",
+        choices=("c", "cpp", "arduino", "host", "cortex-m4"),
+        default="c",
+        help="firmware flavour; host and cortex-m4 also build it with the exported Makefile "
+        "against the TFLM sources ($TINYFLEET_THIRD_PARTY, default ../shared/third_party) and record "
+        "the linker's text/data/bss in bundle.json",
+    )
+    export.add_argument(
+        "--selftest-windows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="embed N windows from the task's simulator in selftest_data.h for `make selftest` "
+        "(prints the int8 input/output of every inference; `make TARGET=cortex-m4 run-selftest` "
+        "runs it in qemu-system-arm)",
     )
     add_json_flag(export)
     export.set_defaults(func=run_export)
