@@ -137,7 +137,6 @@ def main() -> int:
         "per_condition_int8": held.get("per_condition"),
         "expected_false_alarm_rate": bundle.head.get("expected_false_alarm_rate"),
         "false_alarm_rate_upper_95": bundle.head.get("false_alarm_rate_upper_95"),
-        "false_alarm_rate_data_bound_95": bundle.head.get("false_alarm_rate_data_bound_95"),
         "threshold_method": bundle.head.get("method"),
         "auc_float_in_build": bundle.metrics["float"]["auc"],
         "far_float_in_build": bundle.metrics["float"]["false_alarm_rate"],

@@ -15,7 +15,7 @@ def test_tail_threshold_keeps_fresh_normal_windows_under_the_target(n_windows):
     rng = np.random.default_rng(n_windows)
     fresh = rng.lognormal(0.0, 0.6, 200_000)
     misses = []
-    for trial in range(20):
+    for _ in range(20):
         calibration = rng.lognormal(0.0, 0.6, n_windows)
         result = calibrate_tail(calibration, 0.005)
         misses.append(np.mean(fresh > result.anomaly_threshold))
@@ -32,7 +32,7 @@ def test_overlapping_windows_count_as_fewer_and_widen_the_uncertainty():
     overlapping = calibrate_tail(scores, 0.005, overlap=8.0)
     assert overlapping.effective_windows == pytest.approx(100.0)
     assert overlapping.anomaly_threshold > disjoint.anomaly_threshold
-    assert overlapping.false_alarm_rate_data_bound_95 > disjoint.false_alarm_rate_data_bound_95
+    assert overlapping.false_alarm_rate_upper_95 > disjoint.false_alarm_rate_upper_95
 
 
 def test_rare_normal_knocks_do_not_blind_the_threshold():

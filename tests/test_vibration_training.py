@@ -122,9 +122,10 @@ def test_five_seconds_of_normal_data_per_condition_build_a_calibrated_int8_bundl
     head, int8 = loaded.head, loaded.metrics["int8"]
     assert loaded.feature_config["sample_rate"] == rate  # no resampling below the sensor's rate
     assert loaded.feature_config["window_samples"] == 1024  # ~0.1 s at 12 kHz
-    assert head["calibration_windows"] >= 100  # overlapping windows from 2 x 1 s of calibration
-    assert 0 < head["expected_false_alarm_rate"] <= head["false_alarm_rate_upper_95"] < 0.05
-    assert head["false_alarm_rate_data_bound_95"] > head["expected_false_alarm_rate"]
+    assert head["calibration_windows"] >= 60  # overlapping windows, later half of 2 x 1 s
+    assert head["expected_false_alarm_rate"] == pytest.approx(0.005, abs=1e-6)  # designed for
+    # 2 x 1 s of calibration cannot demonstrate 0.5 %; the model-free bound must say so
+    assert 0.02 < head["false_alarm_rate_upper_95"] < 0.5
     assert int8["auc"] >= 0.99
     assert int8["per_class"]["outer_race"] >= 0.9
     assert set(int8["per_condition"]) >= {"normal/1730rpm", "normal/1797rpm", "outer_race/o"}

@@ -48,6 +48,7 @@ from device_sim.sources.vibration_sim import (
     simulate_recording,
 )
 from device_sim.tasks.vibration import reconstruction_error
+from device_sim.tasks.vibration_head import VibrationHead
 from training.stage import TrainedModel, TrainOptions
 from training.vibration_threshold import calibrate_tail
 
@@ -423,7 +424,6 @@ def metrics_from_scores(
     for key in (
         "expected_false_alarm_rate",
         "false_alarm_rate_upper_95",
-        "false_alarm_rate_data_bound_95",
     ):
         if key in head:
             result[key] = head[key]
@@ -629,21 +629,20 @@ def train(options: TrainOptions) -> TrainedModel:
         "calibration_overlap": np.asarray(overlap),
         **{f"baseline_{k}": v for k, v in baselines_eval.items()},
     }
-    head = {
+    head = VibrationHead(
         **calibration.to_dict(),
-        "score": "mean(((features - output) / error_scale)^2) over the standardised features",
-        "error_scale": error_scale,
-        "classes": splits.classes,
-        "feature_names": config.feature_names(),
-        "feature_ranges_hz": config.feature_ranges_hz(),
-        "feature_orders": config.feature_orders(),
-        "alarm_k": int(options.knob("alarm_k", 5)),
-        "alarm_n": int(options.knob("alarm_n", 8)),
-        "baseline_thresholds": {
+        error_scale=tuple(float(v) for v in error_scale),
+        classes=tuple(splits.classes),
+        feature_names=tuple(config.feature_names()),
+        feature_ranges_hz=tuple(config.feature_ranges_hz()),
+        feature_orders=tuple(config.feature_orders()),
+        alarm_k=int(options.knob("alarm_k", 5)),
+        alarm_n=int(options.knob("alarm_n", 8)),
+        baseline_thresholds={
             name: calibrate_tail(values, target_far, overlap).anomaly_threshold
             for name, values in baselines_cal.items()
         },
-    }
+    ).to_dict()
     trained = TrainedModel(
         task=TASK,
         name=f"vibration-ae-{config.n_features}f",
