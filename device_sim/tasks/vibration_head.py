@@ -58,7 +58,8 @@ class VibrationHead:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The JSON shape (tuples as lists), as stored in ``bundle.json``."""
+        return {key: _as_lists(value) for key, value in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VibrationHead:
@@ -86,3 +87,9 @@ class VibrationHead:
                 f"the vibration head lacks a field ({exc}): rebuild the bundle with "
                 "`tinyfleet build vibration`"
             ) from exc
+
+
+def _as_lists(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_as_lists(v) for v in value]
+    return value
