@@ -446,7 +446,7 @@ def calibrate_head(
     return {
         **head,
         **calibration.to_dict(),
-        "float_anomaly_threshold": head.get("float_anomaly_threshold", head["anomaly_threshold"]),
+        "float_anomaly_threshold": head.get("float_anomaly_threshold") or head["anomaly_threshold"],
     }
 
 
