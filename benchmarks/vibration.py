@@ -130,7 +130,7 @@ def main() -> int:
         x[normal], int8.predict_batch(x[normal]), bundle.head["error_scale"]
     )
     threshold = bundle.head["anomaly_threshold"]  # re-calibrated on the int8 model
-    float_threshold = bundle.head.get("float_anomaly_threshold", threshold)
+    float_threshold = bundle.head.get("float_anomaly_threshold") or threshold
 
     healthy_s = args.healthy_minutes * 60
     healthy = stream(bundle, FaultSchedule(), seed=10_001, seconds=healthy_s)

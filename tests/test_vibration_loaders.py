@@ -145,3 +145,44 @@ def test_dataset_folder_needs_a_normal_subfolder_with_recordings(tmp_path):
     write_cwru_mat(tmp_path / "outer_race" / "or.mat", record=130)
     recordings = folder_recordings(tmp_path, sample_rate=12000, channel=None)
     assert [r.label for r in recordings] == ["normal", "outer_race"]
+
+
+def test_mat_with_one_array_and_its_rate_inside_loads_without_options(tmp_path):
+    """UESTC layout: ``Data`` (n, 1), ``SampleFrequency``, a few scalars and a text stamp."""
+    path = tmp_path / "N_800_1.mat"
+    data = tone(20000, 0.2, 113.0)
+    scipy_io.savemat(
+        path,
+        {
+            "Data": data,
+            "SampleFrequency": np.array([[20000.0]]),
+            "Datacount": np.array([[len(data)]]),
+            "StartTime": "19-23 00:00",
+        },
+    )
+    recording = load_recording(path)
+    assert recording.sample_rate == 20000
+    assert np.allclose(recording.samples, data, atol=1e-6)
+    two = tmp_path / "two.mat"
+    scipy_io.savemat(two, {"acc_x": data, "acc_y": data, "fs": 20000.0})
+    with pytest.raises(DataError, match="acc_x"):
+        load_recording(two)
+    assert load_recording(two, channel="acc_y").samples.shape == (4000, 1)
+
+
+def test_one_sub_folder_per_operating_condition_is_split_in_time_as_one_recording(tmp_path):
+    from training.vibration import split_windows
+
+    for speed in ("800rpm", "1400rpm"):
+        (tmp_path / "normal" / speed).mkdir(parents=True)
+        for piece in range(2):  # two consecutive 1 s pieces of one record
+            np.save(tmp_path / "normal" / speed / f"{piece}.npy", tone(1000, 1.0, 50.0))
+    recordings = folder_recordings(tmp_path, sample_rate=1000.0, channel=None)
+    assert [r.condition for r in recordings] == ["normal/1400rpm"] * 2 + ["normal/800rpm"] * 2
+    splits = split_windows(recordings, 100, 50, 10)
+    assert splits.conditions == ["normal/1400rpm", "normal/800rpm"]
+    # per condition: 2 s → train 0-1.1 s (file 0 + 0.1 s of file 1), calibration, evaluation
+    first, second = splits.train[0], splits.train[1]
+    assert len(first) == len(np.arange(0, 1000 - 100 + 1, 10))
+    assert len(second) == len(np.arange(0, 100 - 100 + 1, 10))
+    assert sum(len(w) for w in splits.evaluation) == 2 * len(np.arange(500, 1000 - 100 + 1, 50))

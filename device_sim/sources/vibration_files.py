@@ -2,12 +2,13 @@
 
 Formats (samples in g, time along the first axis):
 
-* ``.mat`` (CWRU bearing data style): variables such as ``X097_DE_time`` (drive end),
+* ``.mat``: the samples are the file's only numeric array (e.g. UESTC's ``Data``), or in CWRU
+  bearing data style variables such as ``X097_DE_time`` (drive end),
   ``X097_FE_time`` (fan end), ``X097_BA_time`` (base) and ``X097RPM``. The record number varies
   between files, so channels are matched by suffix: the default is ``DE_time``; ``channel`` picks
   another suffix (``FE``, ``FE_time``) or an exact variable name. CWRU files do not store their
   sample rate (12 kHz or 48 kHz): pass ``sample_rate``, unless the file has a scalar ``fs``,
-  ``Fs`` or ``sample_rate`` variable.
+  ``Fs``, ``sample_rate`` or ``SampleFrequency`` variable (any case, underscores ignored).
 * ``.csv``: one column per axis, optional header; a column named ``time``/``t``/``time_s``/
   ``timestamp`` (seconds) gives the sample rate and is not used as an axis. ``channel`` selects
   columns by header name (comma-separated).
@@ -38,7 +39,14 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = (".mat", ".csv", ".npy", ".wav")
 TIME_COLUMNS = ("time", "t", "time_s", "timestamp", "seconds")
-_RATE_VARIABLES = ("fs", "Fs", "sample_rate", "sampling_rate")
+_RATE_VARIABLES = (
+    "fs",
+    "sample_rate",
+    "sampling_rate",
+    "samplefrequency",
+    "samplingfrequency",
+    "samplerate",
+)
 
 
 @dataclass
@@ -51,6 +59,8 @@ class Recording:
     label: str = "normal"
     severity: float = float("nan")  # simulator recordings only
     rpm: float | None = None
+    # operating condition (speed/load); files sharing one are consecutive pieces of one recording
+    condition: str = ""
 
     @property
     def seconds(self) -> float:
@@ -122,6 +132,7 @@ def resample(recording: Recording, sample_rate: float) -> Recording:
         label=recording.label,
         severity=recording.severity,
         rpm=recording.rpm,
+        condition=recording.condition,
     )
 
 
@@ -134,29 +145,49 @@ def _read_mat(path: Path, channel: str | None) -> tuple[np.ndarray, float | None
             "`save(..., '-v7')` or export the channel to CSV/NPY"
         ) from exc
     arrays = {k: v for k, v in variables.items() if not k.startswith("__")}
-    wanted = channel or "DE_time"
-    if wanted in arrays:
-        name = wanted
-    else:
-        suffix = wanted if wanted.endswith("_time") else f"{wanted}_time"
-        matches = sorted(k for k in arrays if k.endswith(f"_{suffix}") or k == suffix)
-        if not matches:
-            raise DataError(
-                f"{path} has no variable ending in _{suffix}; its variables are "
-                f"{sorted(arrays)}: pass --channel with one of them"
-            )
-        if len(matches) > 1:
-            log.warning("%s: several %s variables %s; using %s", path, suffix, matches, matches[0])
-        name = matches[0]
+    name = _mat_signal_name(path, arrays, channel)
     samples = np.asarray(arrays[name], dtype=np.float64).squeeze()
     if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
         samples = samples.T
     rate = next(
-        (float(np.asarray(arrays[k]).squeeze()) for k in _RATE_VARIABLES if k in arrays), None
+        (
+            float(np.asarray(value).squeeze())
+            for key, value in arrays.items()
+            if key.lower().replace("_", "") in {r.replace("_", "") for r in _RATE_VARIABLES}
+            and np.asarray(value).size == 1
+        ),
+        None,
     )
     rpm_names = [k for k in arrays if k.upper().endswith("RPM")]
     rpm = float(np.asarray(arrays[rpm_names[0]]).squeeze()) if rpm_names else None
     return samples, rate, rpm
+
+
+def _mat_signal_name(path: Path, arrays: dict, channel: str | None) -> str:
+    """The variable holding the samples: ``channel`` (exact name or CWRU suffix such as ``FE``),
+    else the CWRU drive end (``*_DE_time``), else the file's only array with more than one
+    sample (e.g. UESTC's ``Data``)."""
+    if channel and channel in arrays:
+        return channel
+    wanted = channel or "DE_time"
+    suffix = wanted if wanted.endswith("_time") else f"{wanted}_time"
+    matches = sorted(k for k in arrays if k.endswith(f"_{suffix}") or k == suffix)
+    if len(matches) > 1:
+        log.warning("%s: several %s variables %s; using %s", path, suffix, matches, matches[0])
+    if matches:
+        return matches[0]
+    signals = sorted(
+        k
+        for k, v in arrays.items()
+        if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number) and v.size > 1
+    )
+    if channel is None and len(signals) == 1:
+        return signals[0]
+    raise DataError(
+        f"{path} has no variable ending in _{suffix}"
+        + ("" if channel else " and more than one array")
+        + f"; its variables are {sorted(arrays)}: pass --channel with one of them"
+    )
 
 
 def _read_csv(path: Path, channel: str | None) -> tuple[np.ndarray, float | None, None]:

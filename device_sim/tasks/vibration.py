@@ -31,6 +31,7 @@ from device_sim.bundle import Bundle
 from device_sim.errors import BundleError
 from device_sim.features.vibration import validate_window
 from device_sim.tasks import TaskResult
+from device_sim.tasks.vibration_head import VibrationHead
 
 TOP_CONTRIBUTORS = 3
 
@@ -52,17 +53,20 @@ class TaskRuntime:
     """Turns each window's reconstruction into payload fields and raised/cleared alarm events."""
 
     def __init__(self, bundle: Bundle) -> None:
-        head, config = bundle.head, bundle.feature_config
+        config = bundle.feature_config
         try:
-            self.threshold = float(head["anomaly_threshold"])
+            self.head = VibrationHead.from_dict(bundle.head)
+        except BundleError as exc:
+            raise BundleError(f"{bundle.manifest_path}: {exc}") from exc
+        head = self.head
+        try:
+            self.threshold = float(head.anomaly_threshold)
             self.hop_samples = int(config["hop_samples"])
             self.full_scale_g = float(config.get("full_scale_g", 16.0))
-            self.feature_names = list(head["feature_names"])
-            self.feature_ranges_hz = [tuple(r) for r in head["feature_ranges_hz"]]
-            self.error_scale = np.asarray(head.get("error_scale") or 1.0, dtype=np.float64)
-            self.feature_orders = list(
-                head.get("feature_orders") or [None] * len(self.feature_names)
-            )
+            self.feature_names = list(head.feature_names)
+            self.feature_ranges_hz = list(head.feature_ranges_hz)
+            self.error_scale = np.asarray(head.error_scale or 1.0, dtype=np.float64)
+            self.feature_orders = list(head.feature_orders or [None] * len(self.feature_names))
             mean, scale = config.get("mean") or [], config.get("scale") or []
             # the last feature is log10 shaft speed when orders are measured: undo standardising
             self._speed_unscale = (
@@ -73,15 +77,11 @@ class TaskRuntime:
             self._half_lobe_hz = 2 * float(config["sample_rate"]) / int(config["window_samples"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
-                f"{bundle.manifest_path} lacks the vibration head ({exc!r}): rebuild the bundle "
-                "with `tinyfleet build vibration`"
+                f"{bundle.manifest_path} lacks the vibration feature config ({exc!r}): rebuild "
+                "the bundle with `tinyfleet build vibration`"
             ) from exc
-        self.alarm_k = int(head.get("alarm_k", 5))
-        self.alarm_n = int(head.get("alarm_n", 8))
-        if not 1 <= self.alarm_k <= self.alarm_n:
-            raise BundleError(
-                f"alarm_k={self.alarm_k} must be between 1 and alarm_n={self.alarm_n}"
-            )
+        self.alarm_k = head.alarm_k
+        self.alarm_n = head.alarm_n
         self._history: deque[bool] = deque(maxlen=self.alarm_n)
         self.alarm = False
 
