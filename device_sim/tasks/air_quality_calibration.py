@@ -1,0 +1,180 @@
+"""Field calibration of an air-quality bundle: a per-target affine correction from reference hours.
+
+MOX sensors drift (ageing, poisoning, seasons), so a node calibrated on last summer's months reads
+off in winter. Retraining needs the training data and TensorFlow; a user with a few days of
+co-located reference measurements (a regulatory station next door, a rented analyser) only needs to
+re-fit what drift changes: per target, ``z' = gain · z + bias`` on the model's log-concentration z
+(before :class:`~device_sim.tasks.air_quality.OutputDecoder` turns it into µg/m³). The int8 model,
+the front end and the curve prior stay byte for byte; the bundle gets ``head.correction`` and a new
+version, so the existing rollout delivers it. Runs without TensorFlow (on a Pi, too).
+
+With few hours the fit is shrunk towards no correction (gain 1, bias 0) by ``prior_hours``
+pseudo-observations: one day of references mostly moves the bias, a week also the gain.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_sim.bundle import Bundle, write_bundle
+from device_sim.errors import ConfigError, DataError
+from device_sim.features import feature_config_from_dict
+from device_sim.features.air_quality import sliding_windows
+from device_sim.sources.uci_air_csv import AirQualityTable
+from device_sim.tasks.air_quality import OutputDecoder
+
+log = logging.getLogger(__name__)
+
+MIN_REFERENCE_HOURS = 6  # per target; fewer and that target keeps its current correction
+PRIOR_HOURS = 24.0
+
+
+@dataclass(frozen=True)
+class ModelOnTable:
+    """The bundle's uncorrected z, its decoder and the references on every complete window."""
+
+    z: np.ndarray  # (n_windows, n_targets)
+    reference: np.ndarray  # (n_windows, n_targets), NaN where the file has no reference
+    end_row: np.ndarray  # row index of each window's newest row
+    decoder: OutputDecoder
+
+
+def run_model(bundle: Bundle, table: AirQualityTable) -> ModelOnTable:
+    """Front end + int8 model (as on the device) over every window with complete inputs."""
+    from device_sim.interpreter import Int8Model
+
+    if bundle.task != "air_quality":
+        raise ConfigError(f"{bundle.directory} is a {bundle.task} bundle; calibrate air_quality")
+    config = feature_config_from_dict(bundle.feature_config)
+    missing = [name for name in config.inputs if not table.has(name)]
+    if missing:
+        raise DataError(
+            f"{table.report.source} lacks the model's input(s) {missing}; map them with --column"
+        )
+    windows = sliding_windows(table.matrix(config.inputs), config.window_rows)
+    complete = np.all(np.isfinite(windows), axis=(1, 2))
+    end_row = np.arange(config.window_rows - 1, len(table))[complete]
+    if not len(end_row):
+        raise DataError(f"{table.report.source}: no window of {config.window_rows} complete hours")
+    features = config.build().batch(windows[complete])
+    outputs = Int8Model.from_bundle(bundle).predict_batch(features)
+    decoder = OutputDecoder.from_head({**bundle.head, "correction": None})
+    names = [t["name"] for t in bundle.head["targets"]]
+    reference = np.full((len(end_row), len(names)), np.nan)
+    for j, name in enumerate(names):
+        if table.has(name):
+            reference[:, j] = table.column(name)[end_row]
+    return ModelOnTable(decoder.z(outputs, features), reference, end_row, decoder)
+
+
+def fit_correction(
+    z: np.ndarray, z_reference: np.ndarray, prior_hours: float = PRIOR_HOURS
+) -> tuple[float, float]:
+    """Gain and bias of ``z_reference ≈ gain·z + bias``, shrunk towards (1, 0).
+
+    The residual ``z_reference − z`` is fitted as ``slope·(z − mean) + shift``; each of the two is
+    a ridge with ``prior_hours`` pseudo-observations of "no change" (the slope's scaled by the
+    variance of ``z``), so they are independent and have closed forms.
+    """
+    residual = z_reference - z
+    mean = float(np.mean(z))
+    centred = z - mean
+    slope = float(np.sum(centred * residual)) / (
+        float(np.sum(centred**2)) + prior_hours * (float(np.var(z)) + 1e-6)
+    )
+    shift = float(np.sum(residual)) / (len(z) + prior_hours)
+    return 1.0 + slope, shift - slope * mean
+
+
+def correction_for(
+    run: ModelOnTable, rows: np.ndarray | None = None, prior_hours: float = PRIOR_HOURS
+) -> dict[str, Any]:
+    """The ``head.correction`` fitted on ``rows`` (indices into ``run``; default all)."""
+    rows = np.arange(len(run.z)) if rows is None else np.asarray(rows)
+    n_targets = run.z.shape[1]
+    gain, bias, hours = [1.0] * n_targets, [0.0] * n_targets, [0] * n_targets
+    for j in range(n_targets):
+        present = rows[np.isfinite(run.reference[rows, j])]
+        hours[j] = int(len(present))
+        if len(present) < MIN_REFERENCE_HOURS:
+            continue
+        z_reference = run.decoder.encode(run.reference[present, j], j)
+        gain[j], bias[j] = fit_correction(run.z[present, j], z_reference, prior_hours)
+    return {"gain": gain, "bias": bias, "reference_hours": hours, "prior_hours": prior_hours}
+
+
+def mae_with(run: ModelOnTable, correction: dict[str, Any] | None, rows: np.ndarray) -> list:
+    """Per-target MAE (target units) on ``rows`` with ``correction`` applied (None: without)."""
+    decoder = run.decoder
+    if correction is not None:
+        decoder = OutputDecoder(
+            decoder.log_mean,
+            decoder.log_std,
+            decoder.offset,
+            decoder.prior,
+            np.asarray(correction["gain"], dtype=np.float64),
+            np.asarray(correction["bias"], dtype=np.float64),
+        )
+    values = decoder.values(run.z[rows])
+    result = []
+    for j in range(values.shape[1]):
+        present = np.isfinite(run.reference[rows, j])
+        error = np.abs(values[present, j] - run.reference[rows, j][present])
+        result.append(float(np.mean(error)) if present.any() else None)
+    return result
+
+
+def calibrate_bundle(
+    bundle: Bundle, table: AirQualityTable, out_dir: Path, prior_hours: float = PRIOR_HOURS
+) -> Bundle:
+    """Fit ``head.correction`` on every reference hour of ``table``; write a new bundle version."""
+    run = run_model(bundle, table)
+    correction = correction_for(run, prior_hours=prior_hours)
+    if not any(h >= MIN_REFERENCE_HOURS for h in correction["reference_hours"]):
+        raise DataError(
+            f"{table.report.source}: no target has {MIN_REFERENCE_HOURS} hours with both complete "
+            "sensor windows and a reference value; co-locate the node with a reference analyser "
+            "for at least a day (more is better) and pass that CSV"
+        )
+    rows = np.arange(len(run.z))
+    before = mae_with(run, None, rows)
+    after = mae_with(run, correction, rows)
+    stamps = table.timestamps
+    correction = {
+        **correction,
+        "source": table.report.source,
+        "from_row": int(run.end_row[0]),
+        "to_row": int(run.end_row[-1]),
+        "timestamps": [int(stamps[run.end_row[0]]), int(stamps[run.end_row[-1]])]
+        if stamps is not None
+        else None,
+        "mae_before": before,
+        "mae_after": after,
+        "note": "MAE on the reference hours the correction was fitted on (in-sample)",
+    }
+    for target, b, a in zip(bundle.head["targets"], before, after, strict=True):
+        log.info("%s MAE on the reference hours: %s → %s %s", target["key"], b, a, target["unit"])
+    provenance = {
+        **bundle.provenance,
+        "calibrated_from": bundle.identity(),
+    }
+    return write_bundle(
+        out_dir,
+        bundle.model_bytes(),
+        task=bundle.task,
+        name=bundle.name,
+        input=bundle.input,
+        output=bundle.output,
+        feature_config=bundle.feature_config,
+        head={**bundle.head, "correction": correction},
+        metrics=bundle.metrics,
+        sizes={k: v for k, v in bundle.sizes.items() if k != "tflite_bytes"},
+        sparsity=bundle.sparsity,
+        provenance=provenance,
+        extra=bundle.extra,
+    )
