@@ -28,9 +28,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     out = args.out or args.bundle.with_name(args.bundle.name + "-calibrated")
     if out.resolve() == args.bundle.resolve():
         raise ConfigError("--out must differ from --bundle: the uncalibrated bundle is kept")
-    column_map = _column_map(args.column) or tuple(
-        map(tuple, bundle.extra.get("column_map", ()))
-    )
+    column_map = _column_map(args.column) or tuple(map(tuple, bundle.extra.get("column_map", ())))
     table = load_csv(args.data, column_map)
     calibrated = calibrate_bundle(bundle, table, out, prior_hours=args.prior_hours)
     correction = calibrated.head["correction"]
