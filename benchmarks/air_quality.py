@@ -9,7 +9,7 @@ gives flash (flatbuffer + float prior constants), TFLM arena and MACs, and ``--r
 how many days of reference data ``tinyfleet calibrate`` needs to restore a drifted late month.
 
     nice .venv/bin/python benchmarks/air_quality.py [--data FILE.csv] [--preset quick|full]
-        [--seed 0] [--knob NAME=VALUE ...] [--no-final] [--recovery] [--json]
+        [--seed 0] [--knob NAME=JSON ...] [--no-final] [--no-forward] [--recovery] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -120,11 +122,54 @@ def final_build(options, out: Path) -> dict:
     }
 
 
+RECOVERY_DAYS = (0, 1, 2, 3, 5, 7)
+
+
+def recovery_curve(options, table, cache: Path | None) -> dict:
+    """Train on the months before the second-to-last, skip one month, then calibrate on the first
+    ``d`` days of the last month and score its days 8 onward (identical rows for every ``d``)."""
+    from device_sim.tasks.air_quality_calibration import correction_for, mae_with, run_model
+    from quantize.stage import quantize_trained
+    from training.air_quality import train
+    from training.air_quality_protocol import month_folds
+
+    folds = month_folds(table)
+    gap, later = folds[-2], folds[-1]
+    trained = train(
+        options, table=table, split_rows=(gap.train_end, gap.test_end), baseline_cache=cache
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = quantize_trained(trained, Path(tmp) / "bundle")
+        run = run_model(bundle, table)
+    in_later = (run.end_row >= later.train_end) & (run.end_row < later.test_end)
+    day = (run.end_row - later.train_end) // 24
+    scored = np.flatnonzero(in_later & (day >= max(RECOVERY_DAYS)))
+    curve = []
+    for days in RECOVERY_DAYS:
+        reference_rows = np.flatnonzero(in_later & (day < days))
+        correction = correction_for(run, reference_rows) if days else None
+        mae = mae_with(run, correction, scored)
+        curve.append(
+            {
+                "reference_days": days,
+                "reference_hours": correction["reference_hours"] if correction else [0, 0, 0],
+                "mae": dict(zip([t["name"] for t in bundle.head["targets"]], mae, strict=True)),
+            }
+        )
+    return {
+        "trained_until": gap.label,
+        "later_month": later.label,
+        "scored_hours": int(len(scored)),
+        "curve": curve,
+    }
+
+
 def render(result: dict) -> str:
     lines = [f"== forward chaining on {result['data']} (preset {result['preset']})"]
-    months = [f["month"] for f in result["forward"]["folds"]]
+    forward = result.get("forward", {"folds": [], "summary": {}})
+    months = [f["month"] for f in forward["folds"]]
     lines.append(f"   scored months: {', '.join(months)} (each trained on all earlier months)")
-    for target, entry in result["forward"]["summary"].items():
+    for target, entry in forward["summary"].items():
         lines.append(
             f"   {target}: best baseline {entry['best_baseline']}; int8/best mean "
             f"{entry['int8_over_best_mean']:.3f}, worst-month ratio "
@@ -134,6 +179,15 @@ def render(result: dict) -> str:
             lines.append(
                 f"      {method:16s} mean {values['mean']:8.4g}  worst {values['worst']:8.4g}"
             )
+    if "recovery" in result:
+        r = result["recovery"]
+        lines.append(
+            f"== calibrate recovery: trained before {r['trained_until']}, scored {r['later_month']}"
+            f" days 8+ ({r['scored_hours']} h)"
+        )
+        for point in r["curve"]:
+            maes = ", ".join(f"{k} {v:.4g}" for k, v in point["mae"].items())
+            lines.append(f"      {point['reference_days']} reference days: {maes}")
     if "final" in result:
         f = result["final"]
         lines.append(
@@ -151,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--knob", action="append", default=[], metavar="NAME=JSON")
     parser.add_argument("--no-final", action="store_true", help="skip the whole-file build")
+    parser.add_argument("--recovery", action="store_true", help="measure calibrate's recovery")
+    parser.add_argument("--no-forward", action="store_true", help="skip the forward chaining")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -168,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "preset": args.preset,
         "knobs": dict(options.hyperparameters),
-        "forward": forward_chaining(options, table, CACHE),
     }
+    if not args.no_forward:
+        result["forward"] = forward_chaining(options, table, CACHE)
+    if args.recovery:
+        result["recovery"] = recovery_curve(options, table, CACHE)
     if not args.no_final:
         with tempfile.TemporaryDirectory() as tmp:
             result["final"] = final_build(options, Path(tmp) / "bundle")

@@ -1,11 +1,14 @@
 """Air-quality task on the device: model output → concentration estimates, an air-quality band, events.
 
-The model outputs, per target, a z-score of the log concentration: ``value = exp(output * log_std +
-log_mean) - offset`` (statistics from the training part, in ``bundle.head["targets"]``). One int8
-output tensor has one scale, so it could not hold CO in mg/m³ (0–10) and NO2 in µg/m³ (0–300) at the
-same resolution; in log space every target gets the same *relative* resolution (about 1–2 % per
-int8 step), which suits skewed, positive concentrations. :func:`decode_outputs` is the only decoder:
-the evaluation in ``training/air_quality.py`` uses it too, so the scored figures are the device's.
+The model outputs, per target, the residual of a float calibration curve in log-concentration z
+units: ``z = prior(features) + residual_scale * output`` (:class:`CurvePrior`, when the head has
+one), then the field correction ``z' = gain * z + bias`` (``head["correction"]``, written by
+``tinyfleet calibrate``) and ``value = exp(z' * log_std + log_mean) - offset`` (statistics from the
+training part, in ``bundle.head["targets"]``). One int8 output tensor has one scale, so it could not
+hold CO in mg/m³ (0–10) and NO2 in µg/m³ (0–300) at the same resolution; in log space, relative to
+each target's residual spread, every target gets its own resolution. :class:`OutputDecoder` is the
+only decoder: the evaluation in ``training/air_quality.py`` uses it too, so the scored figures are
+the device's.
 
 The band is the worst of the per-pollutant bands (see :func:`band_indices`). Its thresholds are in
 ``bundle.head["bands"]``, with their source: by default the hourly grid of the European Common Air
