@@ -118,6 +118,7 @@ SEARCH_SPACE: dict[str, list[Any]] = {
     "prior_inputs": [1, 2, 8],
     "clip_weather": [False, True],
     "gbm_distill": [0.0, 1.0, 3.0],
+    "distill_swap": [0.1, 0.3, 0.5],
 }
 HEADLINE_METRIC = "mae_relative"
 TRAIN_FRACTION = 0.75
@@ -403,12 +404,13 @@ def _with_teacher_windows(
     config: AirQualityWindowConfig,
     ratio: float,
     seed: int,
+    swap: float = 0.3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training windows plus ``ratio``× as many sampled ones labelled by gradient boosting."""
     from training.air_quality_distill import sample_windows, teacher_concentrations
 
     rng = np.random.default_rng(seed + 1)
-    x_new = sample_windows(x_train, config, int(ratio * len(x_train)), DISTILL_SWAP, rng)
+    x_new = sample_windows(x_train, config, int(ratio * len(x_train)), swap, rng)
     z_train = np.column_stack([log_z(y_train[:, j], t) for j, t in enumerate(head["targets"])])
     decoder = OutputDecoder.from_head({"targets": head["targets"]})
     y_new = teacher_concentrations(x_train, z_train, x_new, decoder.values, seed)
@@ -522,7 +524,14 @@ def train(
     distill_ratio = float(knob("gbm_distill", preset["gbm_distill"]))
     if distill_ratio > 0:
         x_fit, y_fit = _with_teacher_windows(
-            x_train, y_train, y_fit, head, config, distill_ratio, options.seed
+            x_train,
+            y_train,
+            y_fit,
+            head,
+            config,
+            distill_ratio,
+            options.seed,
+            swap=float(knob("distill_swap", DISTILL_SWAP)),
         )
 
     model = window_mlp(
