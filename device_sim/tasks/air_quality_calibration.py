@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MIN_REFERENCE_HOURS = 6  # per target; fewer and that target keeps its current correction
 PRIOR_HOURS = 24.0
+MIN_IMPROVEMENT = 0.05  # a target's correction is kept only if it cuts its MAE by 5 % or more
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,36 @@ def fit_correction(
 def correction_for(
     run: ModelOnTable, rows: np.ndarray | None = None, prior_hours: float = PRIOR_HOURS
 ) -> dict[str, Any]:
-    """The ``head.correction`` fitted on ``rows`` (indices into ``run``; default all)."""
+    """The ``head.correction`` fitted on ``rows`` (indices into ``run``; default all).
+
+    A target keeps gain 1 / bias 0 unless the fitted correction lowers its MAE on those hours by
+    at least ``MIN_IMPROVEMENT``: without drift, a correction fitted on a few days only adds noise
+    (measured on October 2004: benzene 0.048 → 0.053 µg/m³ after 7 days without this rule).
+    """
     rows = np.arange(len(run.z)) if rows is None else np.asarray(rows)
     n_targets = run.z.shape[1]
     gain, bias, hours = [1.0] * n_targets, [0.0] * n_targets, [0] * n_targets
+    applied = [False] * n_targets
     for j in range(n_targets):
         present = rows[np.isfinite(run.reference[rows, j])]
         hours[j] = int(len(present))
         if len(present) < MIN_REFERENCE_HOURS:
             continue
         z_reference = run.decoder.encode(run.reference[present, j], j)
-        gain[j], bias[j] = fit_correction(run.z[present, j], z_reference, prior_hours)
-    return {"gain": gain, "bias": bias, "reference_hours": hours, "prior_hours": prior_hours}
+        g, b = fit_correction(run.z[present, j], z_reference, prior_hours)
+        trial = {"gain": [1.0] * n_targets, "bias": [0.0] * n_targets}
+        trial["gain"][j], trial["bias"][j] = g, b
+        before = mae_with(run, None, present)[j]
+        after = mae_with(run, trial, present)[j]
+        if after <= (1.0 - MIN_IMPROVEMENT) * before:
+            gain[j], bias[j], applied[j] = g, b, True
+    return {
+        "gain": gain,
+        "bias": bias,
+        "applied": applied,
+        "reference_hours": hours,
+        "prior_hours": prior_hours,
+    }
 
 
 def mae_with(run: ModelOnTable, correction: dict[str, Any] | None, rows: np.ndarray) -> list:
