@@ -158,7 +158,7 @@ def recovery_curve(options, table, cache: Path | None) -> dict:
 
 
 def _curve(run, later, bundle) -> dict:
-    from device_sim.tasks.air_quality_calibration import correction_for, mae_with
+    from device_sim.tasks.air_quality_calibration import fit_field_calibration, mae_with
 
     in_later = (run.end_row >= later.train_end) & (run.end_row < later.test_end)
     day = (run.end_row - later.train_end) // 24
@@ -166,13 +166,16 @@ def _curve(run, later, bundle) -> dict:
     curve = []
     for days in RECOVERY_DAYS:
         reference_rows = np.flatnonzero(in_later & (day < days))
-        correction = correction_for(run, reference_rows) if days else None
-        mae = mae_with(run, correction, scored)
+        offsets, correction, shifted = (
+            fit_field_calibration(run, reference_rows) if days else ({}, None, run)
+        )
+        mae = mae_with(shifted, correction, scored)
         curve.append(
             {
                 "reference_days": days,
                 "reference_hours": correction["reference_hours"] if correction else [0, 0, 0],
                 "applied": correction["applied"] if correction else [False] * 3,
+                "sensor_offsets_ln": offsets,
                 "mae": dict(zip([t["name"] for t in bundle.head["targets"]], mae, strict=True)),
             }
         )

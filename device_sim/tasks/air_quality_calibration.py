@@ -1,12 +1,15 @@
-"""Field calibration of an air-quality bundle: a per-target affine correction from reference hours.
+"""Field calibration of an air-quality bundle: sensor baselines and a per-target correction.
 
 MOX sensors drift (ageing, poisoning, seasons), so a node calibrated on last summer's months reads
 off in winter. Retraining needs the training data and TensorFlow; a user with a few days of
 co-located reference measurements (a regulatory station next door, a rented analyser) only needs to
-re-fit what drift changes: per target, ``z' = gain · z + bias`` on the model's log-concentration z
-(before :class:`~device_sim.tasks.air_quality.OutputDecoder` turns it into µg/m³). The int8 model,
-the front end and the curve prior stay byte for byte; the bundle gets ``head.correction`` and a new
-version, so the existing rollout delivers it. Runs without TensorFlow (on a Pi, too).
+re-fit what drift changes: first each gas sensor's baseline (an ln-offset of its normalisation
+mean in the front end: an aged sensor reads ``k×`` its old response), then per target
+``z' = gain · z + bias`` on the model's log-concentration z (before
+:class:`~device_sim.tasks.air_quality.OutputDecoder` turns it into µg/m³). Each is kept only when
+it lowers the error on the reference hours by 5 %. The int8 model and the curve prior stay byte for
+byte; the bundle gets the shifted front-end means, ``head.correction`` and a new version, so the
+existing rollout delivers it. Runs without TensorFlow (on a Pi, too).
 
 With few hours the fit is shrunk towards no correction (gain 1, bias 0) by ``prior_hours``
 pseudo-observations: one day of references mostly moves the bias, a week also the gain.
@@ -14,6 +17,7 @@ pseudo-observations: one day of references mostly moves the bias, a week also th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,16 @@ class ModelOnTable:
     reference: np.ndarray  # (n_windows, n_targets), NaN where the file has no reference
     end_row: np.ndarray  # row index of each window's newest row
     decoder: OutputDecoder
+    windows: np.ndarray  # (n_windows, window_rows, n_inputs) raw readings
+    config: Any  # the bundle's AirQualityWindowConfig
+    model: Any  # the bundle's Int8Model
+
+    def with_sensor_offsets(self, offsets: dict[str, float]) -> ModelOnTable:
+        """The same windows through a front end whose ``log`` inputs' means moved by ``offsets``."""
+        config = shifted_config(self.config, offsets)
+        features = config.build().batch(self.windows)
+        z = self.decoder.z(self.model.predict_batch(features), features)
+        return dataclasses.replace(self, z=z, config=config)
 
 
 def run_model(bundle: Bundle, table: AirQualityTable) -> ModelOnTable:
@@ -63,14 +77,71 @@ def run_model(bundle: Bundle, table: AirQualityTable) -> ModelOnTable:
     if not len(end_row):
         raise DataError(f"{table.report.source}: no window of {config.window_rows} complete hours")
     features = config.build().batch(windows[complete])
-    outputs = Int8Model.from_bundle(bundle).predict_batch(features)
+    model = Int8Model.from_bundle(bundle)
+    outputs = model.predict_batch(features)
     decoder = OutputDecoder.from_head({**bundle.head, "correction": None})
     names = [t["name"] for t in bundle.head["targets"]]
     reference = np.full((len(end_row), len(names)), np.nan)
     for j, name in enumerate(names):
         if table.has(name):
             reference[:, j] = table.column(name)[end_row]
-    return ModelOnTable(decoder.z(outputs, features), reference, end_row, decoder)
+    return ModelOnTable(
+        decoder.z(outputs, features),
+        reference,
+        end_row,
+        decoder,
+        np.array(windows[complete]),
+        config,
+        model,
+    )
+
+
+def shifted_config(config, offsets: dict[str, float]):
+    """``config`` with ``mean`` of each named ``log`` input raised by its offset (ln units)."""
+    mean = list(config.mean)
+    for name, offset in offsets.items():
+        mean[config.inputs.index(name)] += float(offset)
+    return dataclasses.replace(config, mean=tuple(mean))
+
+
+def fit_sensor_offsets(
+    run: ModelOnTable, rows: np.ndarray, prior_hours: float = PRIOR_HOURS
+) -> dict[str, float]:
+    """Per gas sensor, the ln-offset of its baseline that best explains the reference hours.
+
+    A MOX sensor that ages reads ``k×`` its old response: ``ln(x)`` moves by ``ln k``, which is
+    undone by moving that input's normalisation mean by the same amount — in the front end, so
+    the device, the C port and the int8 model all stay as they are. Minimises the mean over targets
+    of MAE / mean reference on ``rows`` (Powell, from 0), plus a ridge of ``prior_hours``
+    pseudo-hours against offsets beyond ~10 %.
+    """
+    from scipy.optimize import minimize
+
+    names = [n for n, t in zip(run.config.inputs, run.config.transforms, strict=True) if t == "log"]
+    present = np.isfinite(run.reference[rows])
+    usable = [
+        j for j in range(run.reference.shape[1]) if present[:, j].sum() >= MIN_REFERENCE_HOURS
+    ]
+    if not names or not usable:
+        return {}
+    scale = [float(np.mean(run.reference[rows][present[:, j], j])) for j in usable]
+    windows = run.windows[rows]
+    n_hours = float(present.any(axis=1).sum())
+
+    def loss(offsets: np.ndarray) -> float:
+        config = shifted_config(run.config, dict(zip(names, offsets, strict=True)))
+        features = config.build().batch(windows)
+        values = run.decoder(run.model.predict_batch(features), features)
+        error = 0.0
+        for j, s in zip(usable, scale, strict=True):
+            ok = present[:, j]
+            error += float(np.mean(np.abs(values[ok, j] - run.reference[rows][ok, j]))) / s
+        return (
+            error / len(usable) + prior_hours / n_hours * float(np.sum((offsets / 0.1) ** 2)) * 0.01
+        )
+
+    result = minimize(loss, np.zeros(len(names)), method="Powell", options={"xtol": 1e-3})
+    return {name: round(float(v), 5) for name, v in zip(names, result.x, strict=True)}
 
 
 def fit_correction(
@@ -127,6 +198,32 @@ def correction_for(
     }
 
 
+def fit_field_calibration(
+    run: ModelOnTable, rows: np.ndarray, prior_hours: float = PRIOR_HOURS
+) -> tuple[dict[str, float], dict[str, Any], ModelOnTable]:
+    """Sensor offsets (kept if they cut the mean relative MAE by ``MIN_IMPROVEMENT``), then the
+    per-target output correction on top; returns both and the run through the shifted front end."""
+    offsets = fit_sensor_offsets(run, rows, prior_hours)
+    shifted = run.with_sensor_offsets(offsets) if offsets else run
+    if offsets and _relative_mae(shifted, rows) > (1.0 - MIN_IMPROVEMENT) * _relative_mae(
+        run, rows
+    ):
+        offsets, shifted = {}, run
+    return offsets, correction_for(shifted, rows, prior_hours), shifted
+
+
+def _relative_mae(run: ModelOnTable, rows: np.ndarray) -> float:
+    maes = mae_with(run, None, rows)
+    means = [
+        float(np.nanmean(run.reference[rows, j]))
+        if np.isfinite(run.reference[rows, j]).any()
+        else 0
+        for j in range(len(maes))
+    ]
+    terms = [m / s for m, s in zip(maes, means, strict=True) if m is not None and s > 0]
+    return float(np.mean(terms)) if terms else 0.0
+
+
 def mae_with(run: ModelOnTable, correction: dict[str, Any] | None, rows: np.ndarray) -> list:
     """Per-target MAE (target units) on ``rows`` with ``correction`` applied (None: without)."""
     decoder = run.decoder
@@ -152,20 +249,21 @@ def calibrate_bundle(
     bundle: Bundle, table: AirQualityTable, out_dir: Path, prior_hours: float = PRIOR_HOURS
 ) -> Bundle:
     """Fit ``head.correction`` on every reference hour of ``table``; write a new bundle version."""
-    run = run_model(bundle, table)
-    correction = correction_for(run, prior_hours=prior_hours)
+    original = run_model(bundle, table)
+    rows = np.arange(len(original.z))
+    offsets, correction, run = fit_field_calibration(original, rows, prior_hours)
     if not any(h >= MIN_REFERENCE_HOURS for h in correction["reference_hours"]):
         raise DataError(
             f"{table.report.source}: no target has {MIN_REFERENCE_HOURS} hours with both complete "
             "sensor windows and a reference value; co-locate the node with a reference analyser "
             "for at least a day (more is better) and pass that CSV"
         )
-    rows = np.arange(len(run.z))
-    before = mae_with(run, None, rows)
+    before = mae_with(original, None, rows)
     after = mae_with(run, correction, rows)
     stamps = table.timestamps
     correction = {
         **correction,
+        "sensor_offsets_ln": offsets,
         "source": table.report.source,
         "from_row": int(run.end_row[0]),
         "to_row": int(run.end_row[-1]),
@@ -189,7 +287,7 @@ def calibrate_bundle(
         name=bundle.name,
         input=bundle.input,
         output=bundle.output,
-        feature_config=bundle.feature_config,
+        feature_config=run.config.to_dict(),
         head={**bundle.head, "correction": correction},
         metrics=bundle.metrics,
         sizes={k: v for k, v in bundle.sizes.items() if k != "tflite_bytes"},
