@@ -225,10 +225,14 @@ def _report(bundle: Bundle) -> str:
         return _REPORT_ANOMALY
     targets = head.get("targets")
     keys = ("name", "unit", "log_mean", "log_std", "offset")
+    # A float curve prior or a field correction (air quality since #14) is not decoded in C yet:
+    # print the raw outputs rather than concentrations that would be wrong.
     if (
         isinstance(targets, list)
         and targets
         and all(isinstance(t, dict) and all(k in t for k in keys) for t in targets)
+        and not head.get("prior")
+        and not head.get("correction")
     ):
         from device_sim.tasks.air_quality import OUTPUT_CLIP
 

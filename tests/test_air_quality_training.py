@@ -13,6 +13,7 @@ from device_sim.device import ModelCache, build_pipeline
 from device_sim.errors import DataError
 from device_sim.sources.air_quality_sim import simulate
 from device_sim.sources.uci_air_csv import load_csv, write_uci_csv
+from device_sim.tasks import runtime_for
 from tinyfleet.cli import main as tinyfleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
@@ -47,7 +48,12 @@ def test_build_from_a_uci_file_reports_int8_beside_baselines_on_the_same_rows(
 
     with np.load(out / "evaluation.npz") as evaluation:
         end_row, reference = evaluation["end_row"], evaluation["reference"]
-        linear, gbm = evaluation["baseline_linear"], evaluation["baseline_gbm"]
+        baselines = {
+            key[len("baseline_") :]: evaluation[key]
+            for key in evaluation.files
+            if key.startswith("baseline_")
+        }
+    assert len(baselines) == 6  # linear, gbm, hist_gbm × hour's own / lagged + hour of day
     # time split: every evaluated window ends after the last training row
     assert end_row.min() >= split["split_row"] and np.all(np.diff(end_row) > 0)
     assert len(end_row) == split["n_test"]
@@ -56,12 +62,14 @@ def test_build_from_a_uci_file_reports_int8_beside_baselines_on_the_same_rows(
         present = np.isfinite(reference[:, j])
         # the baselines were scored on exactly the rows the int8 model was scored on
         assert entry["n_test"] == int(present.sum())
-        assert entry["baseline_linear_mae"] == pytest.approx(
-            np.mean(np.abs(linear[present, j] - reference[present, j]))
-        )
-        assert entry["baseline_gbm_mae"] == pytest.approx(
-            np.mean(np.abs(gbm[present, j] - reference[present, j]))
-        )
+        for baseline, pred in baselines.items():
+            assert np.isfinite(pred[present, j]).all()
+            assert entry["baselines_mae"][baseline] == pytest.approx(
+                np.mean(np.abs(pred[present, j] - reference[present, j]))
+            )
+        best = min(entry["baselines_mae"].values())
+        assert entry["beats_best_baseline"] == (entry["mae"] < best)
+        assert entry["prior_only_mae"] > 0
         assert entry["mae"] > 0 and np.isfinite(entry["r2"])
         assert report["float"]["targets"][name]["baseline_gbm_mae"] == entry["baseline_gbm_mae"]
     assert 0.0 <= report["band_accuracy"] <= 1.0
@@ -85,10 +93,36 @@ def test_build_from_a_uci_file_reports_int8_beside_baselines_on_the_same_rows(
             continue
         features = pipeline.frontend(window)
         result = pipeline.runtime.process(pipeline.model.predict(features), features)
+        last_features = features
         valid += 1
     assert valid > 600 and invalid > 0
     assert result.fields["estimates"]["CO"]["unit"] == "mg/m³"
     assert result.fields["band"] in bundle.head["bands"]["names"]
+
+    # months later the sensors have drifted: `calibrate` fits a correction from reference hours
+    table = load_csv(uci_file)
+    for name, factor in (("PT08.S2(NMHC)", 1.25), ("PT08.S1(CO)", 0.85)):
+        table.values[:, table.columns.index(name)] *= factor
+    drifted = write_uci_csv(table, tmp_path / "drifted.csv")
+    calibrated_dir = tmp_path / "calibrated"
+    status = tinyfleet(
+        ["-q", "calibrate", "--bundle", str(out), "--data", str(drifted), "--json"]
+        + ["--out", str(calibrated_dir)]
+    )
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    calibrated = load_bundle(calibrated_dir)  # verifies the hash: a valid new bundle
+    assert calibrated.version != bundle.version and report["calibrated_from"] == bundle.version
+    assert calibrated.model_sha256 == bundle.model_sha256  # the int8 model is untouched
+    for key in ("CO", "C6H6"):
+        entry = report["targets"][key]
+        assert entry["reference_hours"] > 100
+        assert entry["mae_after"] < 0.8 * entry["mae_before"], (key, entry)
+    output = pipeline.model.predict(last_features)
+    before = runtime_for(bundle).process(output, last_features).fields["estimates"]["CO"]["value"]
+    after = runtime_for(calibrated).process(output, last_features).fields["estimates"]["CO"]
+    after = after["value"]
+    assert after != before
 
 
 def test_simulator_build_streams_from_the_simulated_station(tmp_path):

@@ -133,7 +133,9 @@ def test_c_air_quality_front_end_matches_python_on_simulated_station(tmp_path):
     }
     transforms = tuple(transform.get(name, "log") for name in inputs)
     rows = table.matrix(inputs)
-    config = AirQualityWindowConfig.fitted(inputs, transforms, rows[: 24 * 7], window_rows=6)
+    config = AirQualityWindowConfig.fitted(
+        inputs, transforms, rows[: 24 * 7], window_rows=6, clip_linear=True
+    )
     config = feature_config_from_dict(config.to_dict())  # exactly what a bundle round-trip gives
     frontend = config.build()
     windows = sliding_windows(rows, config.window_rows)[::5]
@@ -145,6 +147,12 @@ def test_c_air_quality_front_end_matches_python_on_simulated_station(tmp_path):
     assert np.array_equal(status == 0, complete)
     error = np.abs(features[complete] - expected[complete])
     assert error.max() < 1e-5, f"max |C - Python| = {error.max():.2e}"
+    # the second week leaves the first week's weather range: the C port clipped like Python
+    t_feature = expected[complete][:, inputs.index("T")]
+    assert (
+        np.isclose(t_feature, config.clip_high[inputs.index("T")]).any()
+        or np.isclose(t_feature, config.clip_low[inputs.index("T")]).any()
+    )
 
 
 def test_c_audio_streaming_push_gives_the_python_features_of_the_last_window(tmp_path):

@@ -23,7 +23,7 @@ from device_sim.errors import TinyfleetError  # noqa: E402
 from tinyfleet import __version__  # noqa: E402
 from tinyfleet.output import setup_logging  # noqa: E402
 
-COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo")
+COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo", "calibrate")
 
 DESCRIPTION = """\
 tinyfleet: tiny ML micromodels from training to a fleet of MQTT devices.

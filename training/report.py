@@ -283,13 +283,13 @@ def _air_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np
     from training.report_charts import predicted_vs_reference
 
     targets = bundle.head.get("targets", [])
-    predicted = decode_outputs(outputs, bundle.head)
+    predicted = decode_outputs(outputs, bundle.head, evaluation.get("x"))
     reference = _label_array(evaluation, len(outputs), ("reference", "y_true", "y"))
     if reference is None:
         return _note("evaluation.npz has no reference concentrations ('reference' or 'y')")
     reference = np.asarray(reference, dtype=np.float64).reshape(predicted.shape)
     if "reference" not in evaluation:
-        reference = decode_outputs(reference, bundle.head)  # 'y' holds the model's z-scores
+        reference = decode_outputs(reference, bundle.head, evaluation.get("x"))  # z-scores
     names = [t.get("key", f"target {i}") for i, t in enumerate(targets)]
     units = [t.get("unit", "") for t in targets]
     mae = np.nanmean(np.abs(predicted - reference), axis=0)

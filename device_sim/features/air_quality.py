@@ -11,6 +11,11 @@ the front end applies one transform:
 ``hour``     ``sin(2π h/24), cos(2π h/24)`` of the hour of day ``h`` (0–23, local time): two features;
 ``weekend``  ``1.0`` on Saturday/Sunday, ``0.0`` otherwise, for a weekday ``0 = Monday … 6 = Sunday``.
 
+``clip_low``/``clip_high`` (optional, one pair per input, in normalised units) bound a ``log`` or
+``linear`` feature: the training part's range of temperature and humidity, so a winter morning
+colder than any training hour is treated as the coldest one seen instead of being extrapolated by a
+network that never saw it. Bounds of ±1e9 leave an input (the gas sensors) unbounded.
+
 Normalisation statistics come from the training part of the data only and are stored here, so the
 device (and the C99 port in ``firmware_bridge``) rebuild exactly the same features from the bundle.
 The output is row-major: oldest row first, each row's features in input order. A window with a
@@ -32,6 +37,7 @@ TRANSFORMS = ("log", "linear", "hour", "weekend")
 # Transforms whose features are z-normalised with stored statistics (the others are bounded).
 NORMALISED = ("log", "linear")
 FEATURES_PER_TRANSFORM = {"log": 1, "linear": 1, "hour": 2, "weekend": 1}
+UNBOUNDED = 1e9  # a clip bound that never binds (JSON has no infinity)
 
 
 @register_feature_config
@@ -53,6 +59,8 @@ class AirQualityWindowConfig(FeatureConfig):
     window_rows: int = 6
     row_seconds: float = 3600.0
     log_floor: float = 1.0
+    clip_low: tuple[float, ...] = ()
+    clip_high: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.inputs)
@@ -68,6 +76,13 @@ class AirQualityWindowConfig(FeatureConfig):
                     f"air_quality_window: {name} has {len(values)} entries for {n} inputs; "
                     "rebuild the bundle"
                 )
+        if len(self.clip_low) != len(self.clip_high) or len(self.clip_low) not in (0, n):
+            raise BundleError(
+                f"air_quality_window: clip_low/clip_high need {n} entries each (or none); "
+                "rebuild the bundle"
+            )
+        if any(not low <= high for low, high in zip(self.clip_low, self.clip_high, strict=True)):
+            raise BundleError("air_quality_window: every clip_low must be <= its clip_high")
         unknown = sorted(set(self.transforms) - set(TRANSFORMS))
         if unknown:
             raise BundleError(
@@ -88,16 +103,20 @@ class AirQualityWindowConfig(FeatureConfig):
         window_rows: int = 6,
         row_seconds: float = 3600.0,
         log_floor: float = 1.0,
+        clip_linear: bool = False,
     ) -> AirQualityWindowConfig:
         """A config whose statistics are measured on ``training_rows`` (n_rows, n_inputs), NaN-aware.
 
         Pass the training part only: statistics from evaluation rows would leak into the score.
+        ``clip_linear`` bounds every ``linear`` input (temperature, humidity) to its training range.
         """
         rows = np.asarray(training_rows, dtype=np.float64)
-        mean, std = [], []
+        mean, std, low, high = [], [], [], []
         for i, transform in enumerate(transforms):
             column = rows[:, i]
             column = column[np.isfinite(column)]
+            low.append(-UNBOUNDED)
+            high.append(UNBOUNDED)
             if transform not in NORMALISED:
                 mean.append(0.0)
                 std.append(1.0)
@@ -111,6 +130,9 @@ class AirQualityWindowConfig(FeatureConfig):
             spread = float(np.std(column))
             mean.append(float(np.mean(column)))
             std.append(spread if spread > 1e-9 else 1.0)
+            if clip_linear and transform == "linear":
+                low[-1] = (float(column.min()) - mean[-1]) / std[-1]
+                high[-1] = (float(column.max()) - mean[-1]) / std[-1]
         return cls(
             inputs=tuple(inputs),
             transforms=tuple(transforms),
@@ -119,6 +141,8 @@ class AirQualityWindowConfig(FeatureConfig):
             window_rows=int(window_rows),
             row_seconds=float(row_seconds),
             log_floor=float(log_floor),
+            clip_low=tuple(low) if clip_linear else (),
+            clip_high=tuple(high) if clip_linear else (),
         )
 
     @property
@@ -173,6 +197,15 @@ class AirQualityWindow:
         }
         self._log_mean, self._log_std = self._scale_for("log")
         self._linear_mean, self._linear_std = self._scale_for("linear")
+        bounded = bool(config.clip_low)
+        low = np.asarray(config.clip_low if bounded else [-UNBOUNDED] * len(self.inputs))
+        high = np.asarray(config.clip_high if bounded else [UNBOUNDED] * len(self.inputs))
+        self.clip_low, self.clip_high = low, high
+        self._bounds = {
+            name: (low[self._columns[name][0]], high[self._columns[name][0]])
+            for name in ("log", "linear")
+            if bounded and name in self._columns
+        }
 
     def _scale_for(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         src = self._columns[name][0] if name in self._columns else np.empty(0, dtype=np.intp)
@@ -194,9 +227,13 @@ class AirQualityWindow:
                 features[..., dst] = (
                     np.log(np.maximum(rows[..., src], self.log_floor)) - self._log_mean
                 ) / self._log_std
+            if "log" in self._bounds:
+                features[..., dst] = np.clip(features[..., dst], *self._bounds["log"])
         if "linear" in columns:
             src, dst = columns["linear"]
             features[..., dst] = (rows[..., src] - self._linear_mean) / self._linear_std
+            if "linear" in self._bounds:
+                features[..., dst] = np.clip(features[..., dst], *self._bounds["linear"])
         if "hour_sin" in columns:
             src, dst = columns["hour_sin"]
             angle = 2.0 * np.pi * rows[..., src] / 24.0

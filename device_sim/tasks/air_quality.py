@@ -1,11 +1,14 @@
 """Air-quality task on the device: model output → concentration estimates, an air-quality band, events.
 
-The model outputs, per target, a z-score of the log concentration: ``value = exp(output * log_std +
-log_mean) - offset`` (statistics from the training part, in ``bundle.head["targets"]``). One int8
-output tensor has one scale, so it could not hold CO in mg/m³ (0–10) and NO2 in µg/m³ (0–300) at the
-same resolution; in log space every target gets the same *relative* resolution (about 1–2 % per
-int8 step), which suits skewed, positive concentrations. :func:`decode_outputs` is the only decoder:
-the evaluation in ``training/air_quality.py`` uses it too, so the scored figures are the device's.
+The model outputs, per target, the residual of a float calibration curve in log-concentration z
+units: ``z = prior(features) + residual_scale * output`` (:class:`CurvePrior`, when the head has
+one), then the field correction ``z' = gain * z + bias`` (``head["correction"]``, written by
+``tinyfleet calibrate``) and ``value = exp(z' * log_std + log_mean) - offset`` (statistics from the
+training part, in ``bundle.head["targets"]``). One int8 output tensor has one scale, so it could not
+hold CO in mg/m³ (0–10) and NO2 in µg/m³ (0–300) at the same resolution; in log space, relative to
+each target's residual spread, every target gets its own resolution. :class:`OutputDecoder` is the
+only decoder: the evaluation in ``training/air_quality.py`` uses it too, so the scored figures are
+the device's.
 
 The band is the worst of the per-pollutant bands (see :func:`band_indices`). Its thresholds are in
 ``bundle.head["bands"]``, with their source: by default the hourly grid of the European Common Air
@@ -27,6 +30,7 @@ import bisect
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,14 +60,187 @@ DEFAULT_BANDS: dict[str, Any] = {
 OUTPUT_CLIP = 6.0  # log-space z-scores beyond ±6 σ are clipped (training clips the same way)
 
 
-def decode_outputs(outputs: np.ndarray, head: Mapping[str, Any]) -> np.ndarray:
-    """Model outputs ``(..., n_targets)`` → concentrations in the targets' units (≥ 0)."""
-    targets = head["targets"]
-    log_mean = np.array([t["log_mean"] for t in targets], dtype=np.float64)
-    log_std = np.array([t["log_std"] for t in targets], dtype=np.float64)
-    offset = np.array([t["offset"] for t in targets], dtype=np.float64)
-    z = np.clip(np.asarray(outputs, dtype=np.float64), -OUTPUT_CLIP, OUTPUT_CLIP)
-    return np.maximum(np.exp(z * log_std + log_mean) - offset, 0.0)
+def hinge_basis(
+    features: np.ndarray, feature_index: Sequence[int], knots: Sequence[Sequence[float]]
+) -> np.ndarray:
+    """Features ``(n, F)`` → piecewise-linear basis ``(n, B)``: per input f, then max(f − knot, 0)."""
+    features = np.atleast_2d(np.asarray(features, dtype=np.float64))
+    parts = []
+    for index, input_knots in zip(feature_index, knots, strict=True):
+        f = features[:, index : index + 1]
+        parts.append(f)
+        if len(input_knots):
+            parts.append(np.maximum(f - np.asarray(input_knots, dtype=np.float64), 0.0))
+    return np.concatenate(parts, axis=1)
+
+
+@dataclass(frozen=True)
+class CurvePrior:
+    """Per-target calibration curves in float, added to the int8 network's (scaled) output.
+
+    ``z = bias + Σ_i (slope[i]·f_i + Σ_k hinge[i][k]·max(f_i − knots[i][k], 0))`` over the current
+    hour's front-end features ``f_i`` (``feature_index``): one piecewise-linear curve per input and
+    target in log-concentration z units, which extrapolates linearly beyond its last knot. A MOX
+    sensor's response to its gas is such a smooth monotone curve (benzene from ``PT08.S2`` to
+    0.03 µg/m³); an int8 output step (≈ 1–2 % of the value) cannot resolve it, but a float curve of
+    ~60 numbers per target can. The int8 network then learns only the residual, scaled per target
+    by ``residual_scale`` so one output tensor scale serves all targets at their own resolution.
+    """
+
+    feature_index: tuple[int, ...]
+    knots: tuple[tuple[float, ...], ...]  # per input
+    bias: tuple[float, ...]  # per target
+    slope: tuple[tuple[float, ...], ...]  # [target][input]
+    hinge: tuple[tuple[tuple[float, ...], ...], ...]  # [target][input][knot]
+    residual_scale: tuple[float, ...]  # per target: z = prior + residual_scale * output
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CurvePrior:
+        try:
+            prior = cls(
+                feature_index=tuple(int(i) for i in data["feature_index"]),
+                knots=tuple(tuple(float(k) for k in ks) for ks in data["knots"]),
+                bias=tuple(float(b) for b in data["bias"]),
+                slope=tuple(tuple(float(v) for v in row) for row in data["slope"]),
+                hinge=tuple(
+                    tuple(tuple(float(v) for v in ks) for ks in row) for row in data["hinge"]
+                ),
+                residual_scale=tuple(float(v) for v in data["residual_scale"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"air_quality head: malformed curve prior ({exc}); rebuild") from exc
+        n_targets, n_inputs = len(prior.bias), len(prior.feature_index)
+        shapes_ok = (
+            len(prior.knots) == n_inputs
+            and len(prior.slope) == n_targets
+            and len(prior.hinge) == n_targets
+            and len(prior.residual_scale) == n_targets
+            and all(len(row) == n_inputs for row in prior.slope)
+            and all(
+                len(row) == n_inputs
+                and all(len(h) == len(k) for h, k in zip(row, prior.knots, strict=False))
+                for row in prior.hinge
+            )
+        )
+        if not shapes_ok:
+            raise BundleError("air_quality head: curve prior tables do not match; rebuild")
+        return prior
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature_index": list(self.feature_index),
+            "knots": [list(k) for k in self.knots],
+            "bias": list(self.bias),
+            "slope": [list(row) for row in self.slope],
+            "hinge": [[list(h) for h in row] for row in self.hinge],
+            "residual_scale": list(self.residual_scale),
+        }
+
+    @property
+    def n_values(self) -> int:
+        """Float constants a device needs (4 bytes each in C): inputs no curve uses are left out."""
+        used = [
+            i
+            for i in range(len(self.feature_index))
+            if any(
+                row[i] != 0.0 or any(h[i]) for row, h in zip(self.slope, self.hinge, strict=True)
+            )
+        ]
+        n_knots = sum(len(self.knots[i]) for i in used)
+        # knots, then per target: bias, residual scale, and a slope + hinge weights per used input
+        return n_knots + len(self.bias) * (2 + len(used) + n_knots)
+
+    def basis(self, features: np.ndarray) -> np.ndarray:
+        return hinge_basis(features, self.feature_index, self.knots)
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, n_targets)`` weights of :meth:`basis` and the ``(n_targets,)`` bias."""
+        columns = []
+        for slope, hinge in zip(self.slope, self.hinge, strict=True):
+            column = []
+            for s, h in zip(slope, hinge, strict=True):
+                column += [s, *h]
+            columns.append(column)
+        return np.array(columns, dtype=np.float64).T, np.array(self.bias, dtype=np.float64)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """The curves' z ``(n, n_targets)`` for features ``(n, F)``."""
+        weights, bias = self.weights()
+        return self.basis(features) @ weights + bias
+
+
+@dataclass(frozen=True)
+class OutputDecoder:
+    """Model output (and features) → concentrations: the one decoder, device and evaluation alike.
+
+    ``z = gain · (prior(features) + residual_scale · output) + bias`` with the post-deployment
+    correction (``gain``/``bias`` per target, 1/0 until ``tinyfleet calibrate`` fits them), then
+    ``value = exp(clip(z) · log_std + log_mean) − offset``, clipped at 0.
+    """
+
+    log_mean: np.ndarray
+    log_std: np.ndarray
+    offset: np.ndarray
+    prior: CurvePrior | None
+    gain: np.ndarray
+    bias: np.ndarray
+
+    @classmethod
+    def from_head(cls, head: Mapping[str, Any]) -> OutputDecoder:
+        try:
+            targets = head["targets"]
+            columns = [
+                np.array([float(t[key]) for t in targets])
+                for key in ("log_mean", "log_std", "offset")
+            ]
+            correction = head.get("correction") or {}
+            n = len(targets)
+            gain = np.array([float(v) for v in correction.get("gain", [1.0] * n)])
+            bias = np.array([float(v) for v in correction.get("bias", [0.0] * n)])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"air_quality head lacks or garbles {exc}; rebuild the bundle"
+            ) from exc
+        if len(gain) != n or len(bias) != n:
+            raise BundleError(f"air_quality head: correction needs {n} gains and biases")
+        prior = CurvePrior.from_dict(head["prior"]) if head.get("prior") else None
+        return cls(*columns, prior, gain, bias)
+
+    def z(self, outputs: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Log-space z ``(n, n_targets)`` before the correction and clipping."""
+        outputs = np.atleast_2d(np.asarray(outputs, dtype=np.float64))
+        if self.prior is None:
+            return outputs
+        if features is None:
+            raise BundleError("this air_quality head has a curve prior: decode needs the features")
+        residual = np.asarray(self.prior.residual_scale)
+        return self.prior(features) + residual * outputs
+
+    def __call__(self, outputs: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        return self.values(self.z(outputs, features))
+
+    def encode(self, values: np.ndarray, target: int) -> np.ndarray:
+        """Concentrations of target ``target`` → its log-space z (the inverse of the decoding)."""
+        logs = np.log(np.maximum(np.asarray(values, dtype=np.float64), 0.0) + self.offset[target])
+        return (logs - self.log_mean[target]) / self.log_std[target]
+
+    def values(self, z: np.ndarray) -> np.ndarray:
+        """Uncorrected z → concentrations, with the correction applied."""
+        z = np.clip(z * self.gain + self.bias, -OUTPUT_CLIP, OUTPUT_CLIP)
+        return np.maximum(np.exp(z * self.log_std + self.log_mean) - self.offset, 0.0)
+
+
+def decode_outputs(
+    outputs: np.ndarray, head: Mapping[str, Any], features: np.ndarray | None = None
+) -> np.ndarray:
+    """Model outputs ``(..., n_targets)`` → concentrations in the targets' units (≥ 0).
+
+    ``features`` (the front end's output for the same windows) are needed when the head has a
+    curve prior (see :class:`OutputDecoder`).
+    """
+    outputs = np.asarray(outputs)
+    values = OutputDecoder.from_head(head)(outputs.reshape(-1, outputs.shape[-1]), features)
+    return values.reshape(outputs.shape)
 
 
 def band_indices(
@@ -113,10 +290,8 @@ class TaskRuntime:
         explain = head.get("explain") or {}
         self.explanation = explain.get("per_target") if explain.get("in_payload") else None
         self.confirm_windows = max(1, int(self.bands.get("confirm_windows", 1)))
-        # decode_outputs / band_indices constants, built once rather than once per window
-        self._log_mean = np.array([t["log_mean"] for t in self.targets], dtype=np.float64)
-        self._log_std = np.array([t["log_std"] for t in self.targets], dtype=np.float64)
-        self._offset = np.array([t["offset"] for t in self.targets], dtype=np.float64)
+        # decoder and band constants, built once rather than once per window
+        self.decoder = OutputDecoder.from_head(head)
         self._band_limits = [
             (self.keys.index(key), [float(limit) for limit in limits])
             for key, limits in self.bands["thresholds"].items()
@@ -150,10 +325,7 @@ class TaskRuntime:
             return self.invalid_result(
                 "features are not finite (a missing input reached the model)"
             )
-        # decode_outputs and band_indices for one window, with the constants prepared in __init__
-        z = np.asarray(output, dtype=np.float64).reshape(-1)
-        z = np.maximum(np.minimum(z, OUTPUT_CLIP), -OUTPUT_CLIP)  # np.clip, without its overhead
-        values = np.maximum(np.exp(z * self._log_std + self._log_mean) - self._offset, 0.0)
+        values = self.decoder(np.asarray(output).reshape(1, -1), features.reshape(1, -1))[0]
         value_list = values.tolist()
         estimates = {
             key: {"value": round(value, 3), "unit": unit}
