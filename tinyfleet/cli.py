@@ -37,9 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tinyfleet {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=1, help="more logging on stderr (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="INFO records and TensorFlow's native logs on stderr (-vv: debug)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors, no progress")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"tinyfleet.commands.{name}").register(subparsers)
@@ -49,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(0 if args.quiet else args.verbose)
+    setup_logging(-1 if args.quiet else args.verbose, as_json=getattr(args, "json", False))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from device_sim import console
 from device_sim.bundle import Bundle, load_bundle
 from device_sim.errors import ConfigError, TinyfleetError
 from training.search import Budget, Knob, metric_direction, pareto_front, parse_space
@@ -309,12 +310,20 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     before = len(study.trials)
     if before == 0 and request.trials > 0:
         study.enqueue_trial({}, user_attrs={PRESET_DEFAULTS: True})
-    study.optimize(
-        _TrialRunner(request, knobs, direction),
-        n_trials=request.trials,
-        catch=(TinyfleetError,),
-        gc_after_trial=True,
-    )
+    with console.progress(request.trials, f"tuning {request.task}", "trials") as bar:
+
+        def trial_done(study: Any, trial: Any) -> None:
+            if trial.values:
+                bar.note(f"last {trial.values[0]:.4g} @ {trial.values[1] / 1024:.1f} KB")
+            bar.update()
+
+        study.optimize(
+            _TrialRunner(request, knobs, direction),
+            n_trials=request.trials,
+            catch=(TinyfleetError,),
+            gc_after_trial=True,
+            callbacks=[trial_done],
+        )
     summary = write_results(study, request)
     summary["trials_this_run"] = len(study.trials) - before
     return summary

@@ -159,7 +159,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     options = _fleet_options(
         args, _bundles(args), devices=args.devices, device_prefix=args.device_prefix
     )
-    result = run_sharded(options, args.processes)
+    from device_sim import console
+
+    with console.ticking(args.duration, f"simulating {args.devices} device(s)"):
+        result = run_sharded(options, args.processes)
     emit(result, args.json, _render_fleet)
     return 0 if result["published"]["undelivered"] == 0 else 1
 
@@ -251,13 +254,13 @@ def _table(subscriber, started: float) -> str:
 
 
 def run_subscribe(args: argparse.Namespace) -> int:
-    from device_sim.mqtt.store import PredictionStore
+    from device_sim.mqtt.store_postgres import open_store
     from device_sim.mqtt.subscriber import Subscriber
 
     def print_line(prediction, payload: bytes, received_ms: int) -> None:
         sys.stdout.write(payload.decode() + "\n")
 
-    store = PredictionStore(args.store) if args.store else None
+    store = open_store(args.store) if args.store else None
     subscriber = Subscriber(
         args.broker,
         credentials=_credentials(args),
@@ -378,7 +381,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'JSON line and a final {"summary": …} line.',
     )
     _add_connection_options(subscribe)
-    subscribe.add_argument("--store", type=Path, help="also store predictions in this SQLite file")
+    subscribe.add_argument(
+        "--store",
+        help="also store predictions: an SQLite file, or postgresql://USER@HOST:PORT/DB",
+    )
     subscribe.add_argument(
         "--share", metavar="GROUP", help="MQTT v5 shared subscription: split the load in GROUP"
     )
