@@ -60,9 +60,8 @@ def check(topic: str, config: dict) -> tuple[list[str], list[str]]:
             )
         state_class = validated.get("state_class")
         allowed_states = DEVICE_CLASS_STATE_CLASSES.get(device_class)
-        if state_class is not None and allowed_states is not None:
-            if state_class not in allowed_states:
-                problems.append(f"state class {state_class} not valid for {device_class.value}")
+        if None not in (state_class, allowed_states) and state_class not in allowed_states:
+            problems.append(f"state class {state_class} not valid for {device_class.value}")
     return problems, notes
 
 
