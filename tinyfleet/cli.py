@@ -16,7 +16,7 @@ from device_sim.errors import TinyfleetError
 from tinyfleet import __version__
 from tinyfleet.output import setup_logging
 
-COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo")
+COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo", "monitor")
 
 DESCRIPTION = """\
 tinyfleet: tiny ML micromodels from training to a fleet of MQTT devices.
