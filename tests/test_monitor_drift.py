@@ -20,7 +20,7 @@ from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.subscriber import Subscriber
 from device_sim.sources.vibration import SimSource
 from device_sim.sources.vibration_sim import FaultSchedule
-from tests.fleet_fixtures import tiny_vibration_bundle, wait_for
+from tests.fleet_fixtures import start_cli, tiny_vibration_bundle, wait_for
 
 HEALTHY = FaultSchedule()  # kind "none": the machine never develops a fault
 
@@ -98,7 +98,12 @@ def test_a_sensor_gain_change_raises_a_drift_health_event(tmp_path):
 
         thread = threading.Thread(target=monitor, daemon=True)
         thread.start()
-        time.sleep(2.0)
+        # the same check inside a subscriber: `tinyfleet subscribe --monitor BUNDLE`
+        subscribe = start_cli(
+            "subscribe", "--broker", broker.url, "--monitor", str(bundle_dir), "--json",
+            "--duration", "25",
+        )  # fmt: skip
+        time.sleep(3.0)
         # deployed: device 0 as calibrated, device 1's accelerometer now reads 3x
         deployed = _scores(broker, bundle, tmp_path, [1.0, 3.0], 300)
         drifted_device = sorted(deployed)[1]
@@ -108,6 +113,12 @@ def test_a_sensor_gain_change_raises_a_drift_health_event(tmp_path):
         watcher.loop_stop()
         watcher.disconnect()
         thread.join(60)
+        subscribed, errors = subscribe.communicate(timeout=60)
+    assert subscribe.returncode == 0, errors[-2000:]
+    seen = [json.loads(line) for line in subscribed.splitlines() if line.startswith('{"health"')]
+    assert [(h["health"]["device"], h["health"]["status"]) for h in seen] == [
+        (drifted_device, "drift")
+    ], seen
     event = health[topic]
     assert event["status"] == "drift" and "PSI" in event["reasons"][0], event
     assert event["checks"]["psi"] > 0.25 and event["checks"]["ks_p"] < 1e-3

@@ -261,18 +261,34 @@ def run_subscribe(args: argparse.Namespace) -> int:
         sys.stdout.write(payload.decode() + "\n")
 
     store = open_store(args.store) if args.store else None
+    health = None
+    if args.monitor:  # drift/silence health events as in `tinyfleet monitor`
+        from tinyfleet.commands.monitor import HealthPublisher
+
+        health = HealthPublisher(args.monitor, 200, 60.0, args.json)
+
+    def on_prediction(prediction, payload: bytes, received_ms: int) -> None:
+        if args.json:
+            print_line(prediction, payload, received_ms)
+        if health is not None:
+            health.on_prediction(prediction, payload, received_ms)
+
     subscriber = Subscriber(
         args.broker,
         credentials=_credentials(args),
         share=args.share,
         client_id=args.client_id,
         store=store,
-        on_prediction=print_line if args.json else None,
+        on_prediction=on_prediction if args.json or health else None,
     )
+    if health is not None:
+        health.subscriber = subscriber
     started = time.monotonic()
     tty = sys.stdout.isatty()
 
     def tick() -> None:
+        if health is not None:
+            health.tick()
         if args.json:
             sys.stdout.flush()
             return
@@ -384,6 +400,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subscribe.add_argument(
         "--store",
         help="also store predictions: an SQLite file, or postgresql://USER@HOST:PORT/DB",
+    )
+    subscribe.add_argument(
+        "--monitor",
+        type=Path,
+        action="append",
+        metavar="BUNDLE",
+        help="also watch for drift/silence against BUNDLE's reference (as `tinyfleet monitor`)",
     )
     subscribe.add_argument(
         "--share", metavar="GROUP", help="MQTT v5 shared subscription: split the load in GROUP"

@@ -57,45 +57,55 @@ def reference_for(bundle_dir: Path) -> tuple[str, dict[str, Any]]:
     return bundle.task, reference
 
 
-def run_monitor(args: argparse.Namespace) -> int:
-    from device_sim.monitor import HealthMonitor
-    from device_sim.mqtt.subscriber import Subscriber
+class HealthPublisher:
+    """Runs a :class:`HealthMonitor` inside a subscriber and publishes its events (also used by
+    ``tinyfleet subscribe --monitor BUNDLE``)."""
 
-    references = dict(reference_for(path) for path in args.bundle or [])
-    monitor = HealthMonitor(references, window=args.window, silence_s=args.silence)
-    events: list[dict[str, Any]] = []
+    def __init__(self, bundle_dirs, window: int, silence_s: float, as_json: bool) -> None:
+        from device_sim.monitor import HealthMonitor
 
-    def publish(event) -> None:
+        references = dict(reference_for(path) for path in bundle_dirs or [])
+        self.monitor = HealthMonitor(references, window=window, silence_s=silence_s)
+        self.as_json = as_json
+        self.events: list[dict[str, Any]] = []
+        self.subscriber: Any = None
+
+    def publish(self, event) -> None:
         payload = event.payload()
-        events.append(payload)
-        subscriber.connection.publish(
+        self.events.append(payload)
+        self.subscriber.connection.publish(
             health_topic(event.device, event.task), json.dumps(payload).encode(), 1, True
         )
-        text = f"{event.device}/{event.task}: {event.status}" + (
-            f" — {'; '.join(event.reasons)}" if event.reasons else ""
-        )
-        if args.json:
-            sys.stdout.write(json.dumps(payload) + "\n")
+        if self.as_json:
+            sys.stdout.write(json.dumps({"health": payload}) + "\n")
         else:
-            sys.stdout.write(text + "\n")
+            reasons = f" — {'; '.join(event.reasons)}" if event.reasons else ""
+            log.warning("%s/%s: %s%s", event.device, event.task, event.status, reasons)
         sys.stdout.flush()
 
-    def on_prediction(prediction, payload: bytes, received_ms: int) -> None:
-        event = monitor.observe(prediction)
+    def on_prediction(self, prediction, payload: bytes, received_ms: int) -> None:
+        event = self.monitor.observe(prediction)
         if event is not None:
-            publish(event)
+            self.publish(event)
 
+    def tick(self) -> None:
+        for event in self.monitor.check_silence():
+            self.publish(event)
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    from device_sim.mqtt.subscriber import Subscriber
+
+    health = HealthPublisher(args.bundle, args.window, args.silence, args.json)
     subscriber = Subscriber(
-        args.broker, credentials=_credentials(args), on_prediction=on_prediction
+        args.broker, credentials=_credentials(args), on_prediction=health.on_prediction
     )
-
-    def tick() -> None:
-        for event in monitor.check_silence():
-            publish(event)
+    health.subscriber = subscriber
+    monitor, events = health.monitor, health.events
 
     started = time.monotonic()
     try:
-        subscriber.run(args.duration, tick=tick, tick_interval_s=1.0)
+        subscriber.run(args.duration, tick=health.tick, tick_interval_s=1.0)
     except KeyboardInterrupt:
         pass
     finally:
