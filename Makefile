@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tinyfleet-installed
 
-.PHONY: setup test demo lint format bench clean
+.PHONY: setup test demo lint format bench clean check-ha
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	./scripts/install-system-deps.sh
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/tinyfleet demo
+
+# Home Assistant's own schema code validates every discovery config (separate venv, not in `test`)
+HA_VERSION ?= 2024.3.3
+check-ha: $(STAMP)
+	./scripts/check-home-assistant.sh $(PY) $(HA_VERSION)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_sim import console
 from firmware_bridge.errors import FirmwareError
 from firmware_bridge.flatbuffer import ModelGraph, read_model
 
@@ -126,6 +127,7 @@ class _Prober:
         self.model_path = model_path
         self.seed = seed
         self.probes = 0
+        self.on_probe = lambda: None  # progress hook
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._proc: subprocess.Popen[str] | None = None
 
@@ -145,6 +147,7 @@ class _Prober:
 
     def fits(self, arena_size: int) -> bool:
         self.probes += 1
+        self.on_probe()
         if self._proc is None or self._proc.poll() is not None:
             self._proc = self._start()
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -226,6 +229,15 @@ def measure_arena(
         log.warning(reason)
         return ArenaMeasurement(arena_bytes=None, margin_bytes=margin, reason=reason)
     prober = _Prober(model_path, seed)
+    with console.progress(None, "measuring the TFLM arena", "probes") as bar:
+        prober.on_probe = bar.update
+        return _bisect(prober, graph, model_path, margin, step_bytes)
+
+
+def _bisect(
+    prober: _Prober, graph: ModelGraph, model_path: Path, margin: int, step_bytes: int
+) -> ArenaMeasurement:
+    """Double the arena until the model runs, then halve the gap down to ``step_bytes``."""
     try:
         activations = sum(t.size_bytes for t in graph.tensors if not t.is_constant)
         high = _align_up(activations + 4096, step_bytes)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from device_sim import console
 from training.keras_env import keras, tf
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,17 @@ def to_int8_tflite(model: keras.Model, representative: np.ndarray) -> bytes:
         raise ValueError("int8 conversion needs at least one representative sample")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: representative_batches(representative)
+    calibration = min(len(representative), 300)
+    bar = console.progress(calibration, "int8 conversion: calibrating", "windows")
+
+    def batches() -> Iterator[list[np.ndarray]]:
+        for batch in representative_batches(representative):
+            yield batch
+            bar.update()
+
+    converter.representative_dataset = batches
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    with bar, console.native_output_quiet():  # the converter's C++ logs and settings dump
+        return bytes(converter.convert())

@@ -12,9 +12,9 @@ Required fields per component, from Home Assistant's MQTT integration docs:
   ``<discovery_prefix>/<component>/[<node_id>/]<object_id>/config``; the ``device`` block needs
   ``identifiers`` or ``connections`` and only works together with ``unique_id``.
 * https://www.home-assistant.io/integrations/sensor/#device-class — units per device class
-  (``carbon_monoxide``: ppm, and mg/m³ since the CO concentration converter was added;
+  (``carbon_monoxide``: ppm is the unit every release accepts — 2025.7–2025.10 reject mg/m³;
   ``nitrogen_dioxide`` and ``volatile_organic_compounds``: µg/m³); ``enum`` sensors need ``options``
-  and no unit.
+  and no unit. ``make check-ha`` validates the same configs with Home Assistant's own schema code.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ REQUIRED = {
 }
 COMMON = {"name", "unique_id", "device", "availability_topic", "value_template"}
 UNITS = {
-    "carbon_monoxide": {"ppm", "mg/m³"},
+    "carbon_monoxide": {"ppm"},
     "nitrogen_dioxide": {"µg/m³"},
     "volatile_organic_compounds": {"µg/m³", "mg/m³"},
 }
@@ -147,7 +147,7 @@ def test_every_entity_has_the_fields_home_assistant_requires(bundles):
     assert entities["vibration_alarm"][0] == "binary_sensor"
     assert entities["vibration_alarm"][1]["device_class"] == "problem"
     co = entities["air_quality_co"][1]
-    assert (co["device_class"], co["unit_of_measurement"]) == ("carbon_monoxide", "mg/m³")
+    assert (co["device_class"], co["unit_of_measurement"]) == ("carbon_monoxide", "ppm")
     assert entities["air_quality_no2"][1]["device_class"] == "nitrogen_dioxide"
     assert entities["air_quality_c6h6"][1]["unit_of_measurement"] == "µg/m³"
 
@@ -204,7 +204,9 @@ def test_templates_render_what_the_task_runtimes_publish(bundles):
     co = render(entities["air_quality_co"]["value_template"], estimates)
     no2 = render(entities["air_quality_no2"]["value_template"], estimates)
     expected = decode_outputs(output, bundles["air_quality"].head)
-    assert (float(co), float(no2)) == pytest.approx(tuple(expected[:2]), abs=1e-3)
+    # CO: the model's mg/m³ published as ppm at 25 °C, 1013.25 hPa (24.45 L/mol, 28.01 g/mol)
+    assert float(co) == pytest.approx(expected[0] * 24.45 / 28.01, abs=1e-3)
+    assert float(no2) == pytest.approx(expected[1], abs=1e-3)
     band = render(entities["air_quality_band"]["value_template"], estimates)
     assert band in entities["air_quality_band"]["options"]
     missing = _prediction("air_quality", air.invalid_result("missing T in 1 of 3 hours").fields)

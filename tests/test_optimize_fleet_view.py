@@ -89,6 +89,13 @@ def test_fleet_view_page_shows_live_predictions_and_alarm_events(publisher, tmp_
             assert "vibration alarm raised" in page.evaluate(
                 "document.getElementById('events').innerText"
             )
+            health = {"schema": 1, "device": "press-7", "task": "vibration", "ts_ms": 2,
+                      "status": "drift", "reasons": ["anomaly_score distribution moved: PSI 3.1"],
+                      "checks": {"psi": 3.1}}  # fmt: skip
+            client.publish("tinyfleet/press-7/vibration/health", json.dumps(health), qos=1)
+            assert page.wait_for(
+                "document.getElementById('events').innerText.includes('health: drift')"
+            ), page.evaluate("document.getElementById('events').innerText")
             screenshot = tmp_path / "fleet_view.png"
             screenshot.write_bytes(page.screenshot())
             print(f"fleet view screenshot: {screenshot}")
@@ -123,10 +130,15 @@ def test_fleet_snapshot_file_holds_the_last_prediction_escaped(tmp_path):
     state.update("tinyfleet/press-7/vibration/prediction", _prediction(3, 7.5, True, "<b>"))
     state.update("tinyfleet/press-7/vibration/prediction", b"not json")  # ignored, not fatal
     state.update("elsewhere/topic", b"{}")
+    state.update(
+        "tinyfleet/press-7/vibration/health",
+        json.dumps({"status": "drift", "reasons": ["PSI 3.1"]}).encode(),
+    )
     page = write_fleet_html(tmp_path / "fleet.html", state).read_text()
+    assert "drift" in page and "PSI 3.1" in page
     assert "score 7.500 / threshold 4.200" in page and "ALARM" in page
     assert "vibration-ae&lt;b&gt;" in page and "vibration-ae<b>" not in page
-    assert state.messages == 3
+    assert state.messages == 4
 
 
 def test_fleet_view_survives_messages_of_any_json_shape(publisher):

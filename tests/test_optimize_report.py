@@ -16,7 +16,17 @@ from optimize_fixtures import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
 
-SECTIONS = ("summary", "data", "training", "metrics", "task", "layers", "budget", "explanation")
+SECTIONS = (
+    "headline",
+    "summary",
+    "data",
+    "training",
+    "metrics",
+    "task",
+    "layers",
+    "budget",
+    "explanation",
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +89,34 @@ def test_report_renders_in_headless_chromium(vibration_bundle, tmp_path):
             "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
         )
     assert len(decoded) >= 6 and all(decoded), decoded
+
+
+def test_report_leads_with_the_answer_in_the_first_screen(vibration_bundle, tmp_path):
+    """A 1280×800 screenshot shows the headline: int8 AUC, flash, RAM, MACs and MCU fit."""
+    from training.report import write_report
+
+    out = write_report(vibration_bundle.directory, tmp_path / "report.html")
+    auc = vibration_bundle.metrics["int8"]["auc"]
+    with devtools_page(out.as_uri(), width=1280, height=800) as browser:
+        assert browser.wait_for("document.readyState === 'complete'")
+        first = browser.evaluate("document.querySelector('section').id")
+        box = browser.evaluate(
+            "(() => { const r = document.getElementById('headline').getBoundingClientRect();"
+            " return [r.top, r.bottom, window.innerHeight]; })()"
+        )
+        text = browser.evaluate("document.getElementById('headline').innerText")
+        screenshot = tmp_path / "headline.png"
+        screenshot.write_bytes(browser.screenshot())
+    print(f"report headline screenshot: {screenshot}")
+    assert first == "headline"
+    assert box[0] >= 0 and box[1] <= box[2], box  # entirely inside the first screen
+    assert f"AUC {auc:.4g}" in text
+    for words in ("FLASH", "RAM", "MACS PER INFERENCE", "held-out windows", "Fits:", "Cortex-M4"):
+        assert words.lower() in text.lower(), (words, text)
+    assert "int8 costs" in text and "tolerance" in text
+    assert png_is_not_blank(screenshot.read_bytes())[0]
+    page = out.read_text()
+    assert "<pre>" not in page and "{&#x27;" not in page and "{&quot;" not in page  # no repr dumps
 
 
 def test_report_without_evaluation_data_says_what_is_missing(vibration_bundle, tmp_path):

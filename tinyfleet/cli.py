@@ -23,7 +23,7 @@ from device_sim.errors import TinyfleetError  # noqa: E402
 from tinyfleet import __version__  # noqa: E402
 from tinyfleet.output import setup_logging  # noqa: E402
 
-COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo", "calibrate")
+COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo", "calibrate", "monitor")
 
 DESCRIPTION = """\
 tinyfleet: tiny ML micromodels from training to a fleet of MQTT devices.
@@ -44,9 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tinyfleet {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=1, help="more logging on stderr (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="INFO records and TensorFlow's native logs on stderr (-vv: debug)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors, no progress")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"tinyfleet.commands.{name}").register(subparsers)
@@ -56,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(0 if args.quiet else args.verbose)
+    setup_logging(-1 if args.quiet else args.verbose, as_json=getattr(args, "json", False))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from device_sim import console
 from device_sim.bundle import TASKS, Bundle
 
 log = logging.getLogger(__name__)
@@ -54,17 +55,46 @@ def build_bundles(options: DemoOptions) -> tuple[list[Bundle], dict[str, float]]
     from training.stage import TrainOptions
 
     bundles, seconds = [], {}
-    for task in options.tasks:
+    for number, task in enumerate(options.tasks, 1):
         out = options.out / task
         started = time.perf_counter()
         if options.reuse and (out / "bundle.json").is_file():
             bundle = load_bundle(out)
+            console.say(f"[{number}/{len(options.tasks)}] {task}: reusing {out}")
         else:
-            log.info("building %s (quick preset) into %s", task, out)
+            console.say(
+                f"[{number}/{len(options.tasks)}] {task}: train → prune → int8 → firmware "
+                f"({DATA_STORY.get(task, 'built-in data')})"
+            )
             bundle = build(task, TrainOptions(preset="quick", seed=options.seed), out)
         seconds[task] = round(time.perf_counter() - started, 1)
+        console.say(f"      {model_line(bundle)} ({seconds[task]:.0f} s)")
         bundles.append(bundle)
     return bundles, seconds
+
+
+# What the quick preset trains on when no --data is given (told, so nobody mistakes it for real data)
+DATA_STORY = {
+    "kws": "synthesized speech",
+    "vibration": "bearing simulator",
+    "air_quality": "gas-sensor simulator",
+}
+
+
+def model_line(bundle: Bundle) -> str:
+    """``14,552 B flash, 12,064 B arena, accuracy 0.633 float → 0.614 int8`` for one bundle."""
+    name, float_value = headline(bundle.metrics.get("float", {}))
+    _, int8_value = headline(bundle.metrics.get("int8", {}))
+    parts = [f"{bundle.task}:"]
+    for key, what in (("tflite_bytes", "flash"), ("arena_bytes", "arena")):
+        if bundle.sizes.get(key) is not None:
+            parts.append(f"{int(bundle.sizes[key]):,} B {what},")
+
+    def fmt(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    parts.append(f"{name} {fmt(float_value)} float → {fmt(int8_value)} int8")
+    return " ".join(parts)
 
 
 def write_reports(bundles: Sequence[Bundle]) -> dict[str, str]:
@@ -84,18 +114,25 @@ def run_fleet_with_subscriber(bundles: Sequence[Bundle], options: DemoOptions) -
     try:
         subscriber = Subscriber(broker.url, keep_latencies=True).start()
         subscriber.wait_connected()
-        fleet = run_fleet(
-            FleetOptions(
-                broker_url=broker.url,
-                bundles=list(bundles),
-                devices=options.devices,
-                duration_s=options.duration_s,
-                rate_hz=options.rate_hz,
-                prediction_qos=1,
-                state_dir=state / "devices",
-                seed=options.seed,
-            )
+        console.say(
+            f"fleet: {options.devices} simulated devices × {len(bundles)} models → mosquitto "
+            f"{broker.url} → a subscriber, for {options.duration_s:.0f} s"
         )
+        with console.ticking(
+            options.duration_s, "streaming", status=lambda: f"{subscriber.unique} received"
+        ):
+            fleet = run_fleet(
+                FleetOptions(
+                    broker_url=broker.url,
+                    bundles=list(bundles),
+                    devices=options.devices,
+                    duration_s=options.duration_s,
+                    rate_hz=options.rate_hz,
+                    prediction_qos=1,
+                    state_dir=state / "devices",
+                    seed=options.seed,
+                )
+            )
         published = fleet["published"]["predictions"]
         deadline = time.monotonic() + 10
         while subscriber.unique < published and time.monotonic() < deadline:
@@ -150,7 +187,11 @@ def model_rows(bundles: Sequence[Bundle], build_seconds: dict[str, float]) -> li
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     started = time.perf_counter()
+    console.say(
+        f"tinyfleet demo: {', '.join(options.tasks)} on the quick preset, then a simulated fleet"
+    )
     bundles, build_seconds = build_bundles(options)
+    console.say("writing one HTML report per model")
     reports = write_reports(bundles)
     fleet = run_fleet_with_subscriber(bundles, options)
     return {

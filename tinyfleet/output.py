@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -56,10 +57,23 @@ def add_json_flag(parser) -> None:
     )
 
 
-def setup_logging(verbosity: int) -> None:
-    level = logging.WARNING - 10 * verbosity
+def setup_logging(verbosity: int, *, as_json: bool = False) -> None:
+    """Warnings only by default; ``-v`` adds INFO records and TensorFlow's native logs, ``-vv``
+    DEBUG. ``verbosity`` -1 (``-q``): errors only and no progress output.
+
+    Progress (bars on a terminal, plain lines otherwise or with ``--json``) and the silencing of
+    native logs are set here for this process and the workers it starts (device_sim.console).
+    """
+    from device_sim import console
+
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(
-        level=max(level, logging.DEBUG),
+        level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    console.configure(
+        console.mode_for(sys.stderr, as_json, quiet=verbosity < 0), native_logs=verbosity >= 1
+    )
+    if verbosity >= 2:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")

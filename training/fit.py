@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from device_sim import console
 from training.keras_env import keras
 from training.pruning import PruningPlan, measure_sparsity, prune_wrapper, pruning_callbacks, strip
 
@@ -17,6 +18,20 @@ if TYPE_CHECKING:
     from training.distill import Teacher
 
 log = logging.getLogger(__name__)
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """One progress unit per epoch, with the last loss (and validation loss) beside it."""
+
+    def __init__(self, bar: console.Progress) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs or {}
+        shown = [f"{k} {logs[k]:.4g}" for k in ("loss", "val_loss") if k in logs]
+        self.bar.note(", ".join(shown))
+        self.bar.update()
 
 
 @dataclass(frozen=True)
@@ -80,17 +95,18 @@ def fit_pruned(
         optimizer=keras.optimizers.Adam(plan.learning_rate), loss=loss, metrics=metrics or []
     )
     started = time.perf_counter()
-    history = model.fit(
-        x,
-        y,
-        epochs=plan.epochs,
-        batch_size=plan.batch_size,
-        validation_data=validation,
-        sample_weight=sample_weight,
-        callbacks=callbacks,
-        shuffle=True,
-        verbose=0,
-    )
+    with console.progress(plan.epochs, "training", "epochs") as bar:
+        history = model.fit(
+            x,
+            y,
+            epochs=plan.epochs,
+            batch_size=plan.batch_size,
+            validation_data=validation,
+            sample_weight=sample_weight,
+            callbacks=[*callbacks, _EpochProgress(bar)],
+            shuffle=True,
+            verbose=0,
+        )
     seconds = time.perf_counter() - started
     stripped = strip(model) if plan.pruning is not None else model
     sparsity = measure_sparsity(stripped)

@@ -11,10 +11,24 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import warnings  # noqa: E402
+
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras as keras  # noqa: E402
+
+from device_sim.console import native_logs_quiet, native_output_quiet  # noqa: E402
+
+# TensorFlow's C++ start-up logs (oneDNN, CUDA probing, CPU features) ignore TF_CPP_MIN_LOG_LEVEL
+# since TF 2.17: when the command line asked for quiet output they are captured at the fd level.
+with native_output_quiet():
+    import tensorflow as tf
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    tf.config.list_physical_devices()  # probes CUDA now (its "cuInit failed" line) not mid-build
+
+if native_logs_quiet():
+    tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", module=r"(tensorflow|tf_keras|keras|absl)(\..*)?")
 
 __all__ = ["keras", "tf", "tfmot", "seed_everything"]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from device_sim import console
 from device_sim.bundle import Bundle
 from device_sim.errors import DataError
 from device_sim.features.audio import (
@@ -182,7 +183,8 @@ def _augmented_features(
 ) -> np.ndarray:
     """Augment each clip (trimmed synthetic words are first placed in a 1 s window) → features."""
     out = []
-    for start in range(0, len(clips), chunk):
+    starts = range(0, len(clips), chunk)
+    for start in console.track(starts, f"kws features ({len(clips)} clips)", "chunks"):
         batch = []
         for clip in clips[start : start + chunk]:
             clip = np.asarray(clip)

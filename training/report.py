@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,10 +74,23 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -
 
 
 def _fmt(value: Any) -> str:
+    """A cell: numbers rounded, mappings as a nested key/value table, short lists joined."""
+    if isinstance(value, bool) or value is None:
+        return _e("—" if value is None else ("yes" if value else "no"))
     if isinstance(value, float):
         return _e(f"{value:.4g}")
-    if isinstance(value, (dict, list)):
-        return f"<code>{_e(json.dumps(value, default=str)[:300])}</code>"
+    if isinstance(value, int):
+        return _e(f"{value:,}") if abs(value) >= 10_000 else _e(value)
+    if isinstance(value, Mapping):
+        if not value:
+            return "—"
+        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in value.items())
+        return f'<table class="inner">{rows}</table>'
+    if isinstance(value, (list, tuple)):
+        if all(not isinstance(v, (Mapping, list, tuple)) for v in value):
+            shown = ", ".join(_fmt(v) for v in value[:24])
+            return shown + (f" … ({len(value)} items)" if len(value) > 24 else "")
+        return "".join(_fmt(v) for v in value[:24])
     return _e(value)
 
 
@@ -133,19 +145,38 @@ def data_section(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) ->
     if evaluation is None:
         parts.append(_note(f"{EVALUATION_FILE} is not in the bundle folder: no held-out rows"))
     else:
-        rows = []
-        for key, values in evaluation.items():
-            detail = ""
-            if values.ndim == 1 and values.dtype.kind in "iub" and len(np.unique(values)) <= 40:
-                uniques, counts = np.unique(values, return_counts=True)
-                detail = ", ".join(f"{u}: {c}" for u, c in zip(uniques, counts, strict=True))
-            elif values.dtype.kind == "f" and values.size:
-                detail = f"mean {values.mean():.4g}, std {values.std():.4g}"
-            rows.append((key, str(values.shape), str(values.dtype), detail))
         parts.append(
-            "<h3>Held-out evaluation set</h3>" + _table(rows, ("array", "shape", "dtype", "values"))
+            "<h3>Held-out evaluation set</h3>" + _table(_held_out_rows(bundle, evaluation))
         )
     return Section("data", "Data", "".join(parts))
+
+
+def _held_out_rows(bundle: Bundle, evaluation: Mapping[str, np.ndarray]) -> list[tuple[str, str]]:
+    """What the held-out set is, in words: windows, and per class how many (by label name)."""
+    x = evaluation.get("x")
+    rows = [("windows", f"{len(x):,}" if x is not None else "?")]
+    if x is not None:
+        rows.append(("model input per window", " × ".join(str(n) for n in x.shape[1:])))
+    labels = list(bundle.head.get("labels", []))
+    for key, names in (("y", labels), ("class_index", ["normal"])):
+        values = evaluation.get(key)
+        if values is None or values.ndim != 1 or values.dtype.kind not in "iub":
+            continue
+        uniques, counts = np.unique(values, return_counts=True)
+        if len(uniques) > 40:
+            continue
+
+        described = [
+            str(names[u]) if u < len(names) else (f"fault class {u}" if u > 0 else str(u))
+            for u in (int(u) for u in uniques)
+        ]
+        rows.append(
+            (
+                "windows per class",
+                ", ".join(f"{n}: {c:,}" for n, c in zip(described, counts, strict=True)),
+            )
+        )
+    return rows
 
 
 def training_section(bundle: Bundle) -> Section:
@@ -180,6 +211,26 @@ def metrics_section(bundle: Bundle) -> Section:
         return Section("metrics", "Float vs int8", _note("the bundle records no metrics"))
     rows = [(k, float_m.get(k, "—"), int8_m[k]) for k in names]
     body = _table(rows, ("metric", "float", "int8"))
+    targets = int8_m.get("targets")
+    if isinstance(targets, Mapping) and targets:
+        float_targets = float_m.get("targets") or {}
+        body += "<h3>Per target</h3>" + _table(
+            [
+                (
+                    name,
+                    t.get("unit", ""),
+                    (float_targets.get(name) or {}).get("mae", "—"),
+                    t.get("mae"),
+                    t.get("baseline_linear_mae", "—"),
+                    t.get("baseline_gbm_mae", "—"),
+                    t.get("r2", "—"),
+                    t.get("n_test", "—"),
+                )
+                for name, t in targets.items()
+                if isinstance(t, Mapping)
+            ],
+            ("target", "unit", "float MAE", "int8 MAE", "linear MAE", "GBM MAE", "int8 R²", "rows"),
+        )
     # Counts and thresholds would dwarf rates on one axis; the table above has them all.
     numeric = {
         k: v
@@ -218,7 +269,7 @@ def task_section(bundle: Bundle, run: Int8Run | None) -> Section:
     titles = {
         "kws": "Confusion matrix (int8)",
         "vibration": "ROC and anomaly scores (int8)",
-        "air_quality": "Predicted vs reference over time (int8)",
+        "air_quality": "Per-target error and predicted vs reference (int8)",
     }
     title = titles[bundle.task]
     if run is None:
@@ -294,9 +345,33 @@ def _air_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np
     units = [t.get("unit", "") for t in targets]
     mae = np.nanmean(np.abs(predicted - reference), axis=0)
     rows = [(n, u, float(m)) for n, u, m in zip(names, units, mae, strict=False)]
-    return _img(
-        predicted_vs_reference(reference, predicted, names, units), "predicted vs reference"
-    ) + _table(rows, ("target", "unit", "int8 MAE recomputed here"))
+    return (
+        _target_error_chart(bundle)
+        + _img(predicted_vs_reference(reference, predicted, names, units), "predicted vs reference")
+        + _table(rows, ("target", "unit", "int8 MAE recomputed here"))
+    )
+
+
+def _target_error_chart(bundle: Bundle) -> str:
+    from training.report_charts import target_errors
+
+    float_targets = bundle.metrics.get("float", {}).get("targets") or {}
+    int8_targets = bundle.metrics.get("int8", {}).get("targets") or {}
+    names = [n for n in int8_targets if n in float_targets and "mae" in int8_targets[n]]
+    if not names:
+        return ""
+    baselines = []
+    for name in names:
+        values = [int8_targets[name].get(k) for k in ("baseline_linear_mae", "baseline_gbm_mae")]
+        values = [v for v in values if isinstance(v, (int, float))]
+        baselines.append(min(values) if values else None)
+    chart = target_errors(
+        [n.split("(")[0] for n in names],
+        [float_targets[n]["mae"] for n in names],
+        [int8_targets[n]["mae"] for n in names],
+        baselines,
+    )
+    return _img(chart, "per-target error against the better baseline")
 
 
 def layers_section(bundle: Bundle) -> Section:
@@ -341,17 +416,158 @@ def layers_section(bundle: Bundle) -> Section:
     return Section("layers", "Per-layer MACs and parameters (from model.tflite)", body)
 
 
-def budget_section(bundle: Bundle) -> Section:
+@dataclass
+class Footprint:
+    """What the model costs on an MCU (``totals`` of firmware_bridge.profile), or why unknown."""
+
+    totals: dict[str, Any] | None
+    arena_source: str
+    error: str | None = None
+
+
+def measure_footprint(bundle: Bundle) -> Footprint:
     from firmware_bridge.profile import profile_bundle
-    from training.report_charts import budget_bars
 
     source = "measured in TFLM by the firmware export (+ margin for optimized kernels)"
     if bundle.sizes.get("arena_bytes") is None:
         bundle, source = _measure_arena_now(bundle)
     try:
-        totals = profile_bundle(bundle)["totals"]
+        return Footprint(dict(profile_bundle(bundle)["totals"]), source)
     except TinyfleetError as exc:  # e.g. a bundle whose front end this version cannot rebuild
-        return Section("budget", "Flash and RAM against target MCUs", _note(f"no profile: {exc}"))
+        return Footprint(None, source, str(exc))
+
+
+def fitting_targets(totals: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(MCU class, whether model + front end fit its flash and arena + buffers its RAM)."""
+    flash, ram = totals.get("flash_bytes"), totals.get("ram_bytes")
+    return [
+        (
+            t["name"],
+            flash is not None
+            and ram is not None
+            and flash <= t["flash_bytes"]
+            and ram <= t["ram_bytes"],
+        )
+        for t in MCU_TARGETS
+    ]
+
+
+def _headline_metric(bundle: Bundle) -> tuple[str, str, str | None]:
+    """(int8 figure in words, float figure in words, int8-vs-float verdict)."""
+    from quantize.report import TOLERANCES, int8_loss
+
+    float_m = bundle.metrics.get("float", {}) or {}
+    int8_m = bundle.metrics.get("int8", {}) or {}
+    targets = int8_m.get("targets")
+    if isinstance(targets, Mapping) and targets:
+        float_targets = float_m.get("targets") or {}
+
+        def maes(source: Mapping[str, Any]) -> str:
+            return " · ".join(
+                f"{name.split('(')[0]} {t['mae']:.3g} {t.get('unit', '')}".strip()
+                for name, t in source.items()
+                if isinstance(t, Mapping) and isinstance(t.get("mae"), (int, float))
+            )
+
+        int8_text, float_text = f"MAE {maes(targets)}", f"MAE {maes(float_targets)}"
+    else:
+        name = TOLERANCES[bundle.task].metric if bundle.task in TOLERANCES else None
+        name = name if name in int8_m else next(iter(int8_m), None)
+        if name is None:
+            return "no metrics recorded", "—", None
+        label = {"auc": "AUC", "accuracy": "accuracy"}.get(name, name)
+        int8_text = f"{label} {_fmt(int8_m.get(name))}"
+        float_text = f"{label} {_fmt(float_m.get(name))}" if name in float_m else "—"
+    verdict = None
+    if bundle.task in TOLERANCES and float_m and int8_m:
+        loss = int8_loss(bundle.task, float_m, int8_m)
+        if loss["loss"] is not None:
+            kind = "relative" if loss["tolerance_kind"] == "relative" else "absolute"
+            amount = f"{loss['loss']:+.1%}" if kind == "relative" else f"{loss['loss']:+.4f}"
+            ok = "within" if loss["within_tolerance"] else "OUTSIDE"
+            verdict = (
+                f"int8 costs {amount} on {loss['metric']} vs float — {ok} the {kind} "
+                f"tolerance of {loss['tolerance']:g}"
+            )
+    return int8_text, float_text, verdict
+
+
+def _evaluated_on(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> str:
+    """On what data the headline was measured, in words."""
+    parts = []
+    split = (bundle.metrics.get("int8") or {}).get("split") or {}
+    data = bundle.provenance.get("data")
+    if isinstance(data, Mapping):
+        data = data.get("description") or data.get("source") or ", ".join(map(str, data.values()))
+    if evaluation is not None and "x" in evaluation:
+        parts.append(f"{len(evaluation['x']):,} held-out windows")
+    elif isinstance(split, Mapping) and split.get("n_test"):
+        parts.append(f"{split['n_test']:,} held-out windows")
+    if isinstance(split, Mapping) and split.get("method"):
+        since = f" from {split['test_from']}" if split.get("test_from") else ""
+        parts.append(f"{split['method']} split{since}")
+    if data:
+        parts.append(f"data: {str(data)[:160]}")
+    return "; ".join(parts) or "the bundle does not say which data"
+
+
+def headline_section(
+    bundle: Bundle, footprint: Footprint, evaluation: Mapping[str, np.ndarray] | None
+) -> Section:
+    """The answer first: how good, on what, how big, and which MCUs it fits."""
+    int8_text, float_text, verdict = _headline_metric(bundle)
+    totals = footprint.totals or {}
+    cards = [
+        ("int8 model", int8_text, f"float: {float_text}"),
+        ("flash", _kilobytes(totals.get("flash_bytes") or bundle.sizes.get("tflite_bytes")),
+         f"model {_kilobytes(totals.get('model_bytes') or bundle.sizes.get('tflite_bytes'))} "
+         f"+ front-end tables {_kilobytes(totals.get('frontend_table_bytes'))}"),
+        ("RAM", _kilobytes(totals.get("ram_bytes")),
+         f"TFLM arena {_kilobytes(totals.get('arena_bytes') or bundle.sizes.get('arena_bytes'))}"
+         " + front-end buffers"),
+        ("MACs per inference", _fmt(totals.get("macs") or bundle.sizes.get("macs")), ""),
+    ]  # fmt: skip
+    body = (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="what">{_e(what)}</div><div class="value">{_e(value)}'
+            f'</div><div class="detail">{_e(detail)}</div></div>'
+            for what, value, detail in cards
+        )
+        + "</div>"
+    )
+    body += f'<p class="data">Measured on {_e(_evaluated_on(bundle, evaluation))}.</p>'
+    if verdict:
+        body += f'<p class="verdict">{_e(verdict)}.</p>'
+    if footprint.totals:
+        fits = fitting_targets(footprint.totals)
+        body += (
+            '<p class="fits">Fits: '
+            + " ".join(
+                f'<span class="{"yes" if ok else "no"}">{"✓" if ok else "✗"} {_e(name)}</span>'
+                for name, ok in fits
+            )
+            + "</p>"
+        )
+    else:
+        body += _note(f"flash/RAM not profiled: {footprint.error}")
+    return Section("headline", "The answer: how good, on what, how big", body)
+
+
+def _kilobytes(value: Any) -> str:
+    if value is None:
+        return "not measured"
+    return f"{int(value) / 1024:.1f} KB"
+
+
+def budget_section(bundle: Bundle, footprint: Footprint) -> Section:
+    from training.report_charts import budget_bars
+
+    source, totals = footprint.arena_source, footprint.totals
+    if totals is None:
+        return Section(
+            "budget", "Flash and RAM against target MCUs", _note(f"no profile: {footprint.error}")
+        )
     flash = int(totals["flash_bytes"])
     ram = totals.get("ram_bytes")
     rows = [
@@ -500,8 +716,8 @@ def _name_value(item: Mapping[str, Any]) -> tuple[str, float] | None:
 
 def provenance_section(bundle: Bundle) -> Section:
     provenance = {k: v for k, v in bundle.provenance.items() if k != "history"}
-    text = json.dumps(provenance, indent=2, default=str)
-    return Section("provenance", "Provenance", f"<pre>{_e(text)}</pre>")
+    rows = [("model sha256", bundle.model_sha256), *provenance.items()]
+    return Section("provenance", "Provenance", _table(rows))
 
 
 _CSS = """
@@ -512,7 +728,15 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;paddin
 font-size:13px;text-align:left;vertical-align:top} th{background:#f4f4f4}
 img{max-width:100%;display:block;margin:.6em 0} .note{color:#666;font-style:italic}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:12px} nav a{margin-right:1em}
-code{font-size:12px}
+code{font-size:12px} table.inner{margin:0} table.inner th{background:#fafafa;font-weight:normal}
+#headline h2{font-size:1.6em;border:none;margin-top:.6em}
+#headline{background:#f6f8fb;border:1px solid #dde3ec;border-radius:8px;padding:.2em 1.2em 1em}
+.cards{display:flex;gap:1em;flex-wrap:wrap}
+.card{background:#fff;border:1px solid #dde3ec;border-radius:6px;padding:.6em 1em;min-width:190px}
+.card .what{color:#666;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.card .value{font-size:1.35em;font-weight:600;margin:.15em 0} .card .detail{color:#555;font-size:12px}
+.fits span{display:inline-block;margin:.2em .6em .2em 0;padding:2px 8px;border-radius:4px}
+.fits .yes{background:#e3f4e6} .fits .no{background:#fbe4e4;color:#888} .verdict{font-weight:500}
 """
 
 
@@ -530,17 +754,20 @@ def render_html(bundle: Bundle, sections: list[Section]) -> str:
 
 
 def build_sections(bundle: Bundle) -> list[Section]:
+    """The answer first (headline), then the charts a person reads at a glance, then details."""
     evaluation = load_evaluation(bundle)
     run = run_int8(bundle, evaluation)
+    footprint = measure_footprint(bundle)
     return [
-        summary_section(bundle),
-        data_section(bundle, evaluation),
-        training_section(bundle),
-        metrics_section(bundle),
+        headline_section(bundle, footprint, evaluation),
         task_section(bundle, run),
+        training_section(bundle),
         layers_section(bundle),
-        budget_section(bundle),
+        budget_section(bundle, footprint),
+        metrics_section(bundle),
         explanation_section(bundle, run),
+        data_section(bundle, evaluation),
+        summary_section(bundle),
         provenance_section(bundle),
     ]
 

@@ -72,13 +72,23 @@ def pareto_chart(
     return _png(fig)
 
 
+LEARNING_RATE_KEYS = ("lr", "learning_rate")
+
+
 def training_curves(history: Mapping[str, Sequence[float]]) -> bytes:
-    """Loss (left) and other metrics (right) per epoch, train solid and validation dashed."""
-    losses = {k: v for k, v in history.items() if k.endswith("loss")}
-    others = {k: v for k, v in history.items() if not k.endswith("loss")}
-    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(9 if others else 5, 3.2))
-    axes = np.atleast_1d(axes)
-    for ax, series in zip(axes, (losses, others), strict=False):
+    """Loss, other metrics and the learning rate per epoch, each on its own axis.
+
+    Train curves are solid, validation dashed. The learning rate gets its own (log) axis: drawn
+    beside accuracy it would be a flat line at zero and squash the curve that matters.
+    """
+    rates = {k: v for k, v in history.items() if k in LEARNING_RATE_KEYS}
+    losses = {k: v for k, v in history.items() if k.endswith("loss") and k not in rates}
+    others = {k: v for k, v in history.items() if k not in losses and k not in rates}
+    panels = [(series, label) for series, label in ((losses, "loss"), (others, "metric")) if series]
+    if rates:
+        panels.append((rates, "learning rate"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1, 3.2), squeeze=False)
+    for ax, (series, label) in zip(axes[0], panels, strict=True):
         for name, values in series.items():
             ax.plot(
                 range(1, len(values) + 1),
@@ -86,10 +96,40 @@ def training_curves(history: Mapping[str, Sequence[float]]) -> bytes:
                 "--" if name.startswith("val_") else "-",
                 label=name,
             )
+        if label == "learning rate" and all(v > 0 for vals in series.values() for v in vals):
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("loss")
+    return _png(fig)
+
+
+def target_errors(
+    names: Sequence[str],
+    float_mae: Sequence[float],
+    int8_mae: Sequence[float],
+    baseline_mae: Sequence[float | None],
+) -> bytes:
+    """Per-target MAE of the float and int8 model as a share of the better baseline's MAE.
+
+    Targets have different units, so each is divided by its best baseline: below the line at 1
+    the model beats a linear/gradient-boosting model trained on the same rows.
+    """
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(names) + 2), 3.2))
+    for offset, (label, values) in zip(
+        (-0.2, 0.2), (("float", float_mae), ("int8", int8_mae)), strict=True
+    ):
+        ratio = [v / b if b else np.nan for v, b in zip(values, baseline_mae, strict=True)]
+        bars = ax.bar(x + offset, ratio, 0.4, label=label, color=_COLORS[label])
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.axhline(1.0, color=_COLORS["bad"], ls="--", label="better baseline")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("MAE ÷ better baseline's MAE")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 
 

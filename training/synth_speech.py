@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device_sim import console
 from device_sim.errors import DataError
 from device_sim.sources.speech_synth import (
     Utterance,
@@ -164,7 +165,10 @@ def load_or_synthesize(plan: SynthPlan, *, workers: int | None = None) -> SynthC
     )
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = [audio for chunk in pool.map(synthesize, chunks) for audio in chunk]
+        batches = console.track(
+            pool.map(synthesize, chunks), "synthesizing speech", "batches", len(chunks)
+        )
+        results = [audio for chunk in batches for audio in chunk]
     kept = [(u, a) for u, a in zip(utterances, results, strict=True) if a is not None]
     if len(kept) < len(utterances) // 2:
         raise DataError(

@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
+import socket
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from device_sim import console
 from device_sim.bundle import Bundle, load_bundle
 from device_sim.errors import ConfigError, TinyfleetError
 from training.search import Budget, Knob, metric_direction, pareto_front, parse_space
@@ -54,10 +57,17 @@ class TuneRequest:
     study_name: str | None = None  # default tinyfleet-<task>-<preset>
     knob_overrides: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     seed: int = 0
+    workers: int = 1  # local processes sharing the study (this one included)
+    worker_index: int = 0  # 0: the process that starts the others and writes the results
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.out / STUDY_FILE).resolve()}"
+        """SQLAlchemy URL of the study: ``postgresql://`` means psycopg 3 (not psycopg2)."""
+        url = self.storage or f"sqlite:///{(self.out / STUDY_FILE).resolve()}"
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme) :]
+        return url
 
     @property
     def name(self) -> str:
@@ -196,6 +206,7 @@ class _TrialRunner:
             )
         seconds = time.perf_counter() - started
         trial.set_user_attr("knobs", values)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("metric_name", metric)
         trial.set_user_attr("int8_metrics", bundle.metrics["int8"])
         trial.set_user_attr("float_metrics", bundle.metrics.get("float", {}))
@@ -242,8 +253,11 @@ def open_study(request: TuneRequest, direction: str) -> Any:
     # A resumed run must not replay the first run's random proposals: the sampler's seed moves on
     # with the number of trials already stored (still reproducible from the study's history).
     done = _stored_trials(storage, request.name)
+    # Workers sharing the study start together: each gets its own seed, or all would propose alike.
     sampler = optuna.samplers.TPESampler(
-        seed=request.seed + 1000 * done, n_startup_trials=4, multivariate=True
+        seed=request.seed + 1000 * done + 7919 * request.worker_index,
+        n_startup_trials=4,
+        multivariate=True,
     )
     try:
         study = optuna.create_study(
@@ -307,15 +321,32 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     direction = _probe_direction(request)
     study = open_study(request, direction)
     before = len(study.trials)
-    if before == 0 and request.trials > 0:
+    if before == 0 and request.trials > 0 and request.worker_index == 0:
         study.enqueue_trial({}, user_attrs={PRESET_DEFAULTS: True})
-    study.optimize(
-        _TrialRunner(request, knobs, direction),
-        n_trials=request.trials,
-        catch=(TinyfleetError,),
-        gc_after_trial=True,
-    )
+    from training.tune_workers import start_workers, trials_of_worker, wait_for_workers
+
+    workers = start_workers(request) if request.worker_index == 0 else []
+    own_trials = trials_of_worker(request.trials, request.workers, request.worker_index)
+    with console.progress(own_trials, f"tuning {request.task}", "trials") as bar:
+
+        def trial_done(study: Any, trial: Any) -> None:
+            if trial.values:
+                bar.note(f"last {trial.values[0]:.4g} @ {trial.values[1] / 1024:.1f} KB")
+            bar.update()
+
+        study.optimize(
+            _TrialRunner(request, knobs, direction),
+            n_trials=own_trials,
+            catch=(TinyfleetError,),
+            gc_after_trial=True,
+            callbacks=[trial_done],
+        )
+    if request.worker_index > 0:  # the first process writes the front once everyone is done
+        return {"study": request.name, "worker": request.worker_index, "trials": own_trials}
+    failed_workers = wait_for_workers(workers)
     summary = write_results(study, request)
+    summary["workers"] = request.workers
+    summary["failed_workers"] = failed_workers
     summary["trials_this_run"] = len(study.trials) - before
     return summary
 
@@ -344,6 +375,7 @@ def trial_records(study: Any, budget: Budget) -> list[dict[str, Any]]:
                 "bundle": trial.user_attrs.get("bundle"),
                 "seconds": trial.user_attrs.get("seconds"),
                 "repeat_of": trial.user_attrs.get("repeat_of"),
+                "worker": trial.user_attrs.get("worker"),
             }
         )
     return records
@@ -383,7 +415,15 @@ def write_results(study: Any, request: TuneRequest) -> dict[str, Any]:
     best_dir = out / BEST_DIR
     if best_dir.exists():  # a best/ from an earlier run may not fit this run's budget
         shutil.rmtree(best_dir)
-    if best is not None:
+    if best is not None and not Path(best["bundle"]).is_dir():
+        log.warning(
+            "the best trial (%d, by %s) was trained on another machine: its bundle is %s there",
+            best["trial"],
+            best.get("worker"),
+            best["bundle"],
+        )
+        summary["best_bundle"] = None
+    elif best is not None:
         shutil.copytree(best["bundle"], best_dir, ignore=shutil.ignore_patterns("firmware"))
         load_bundle(best_dir)  # the copy must verify like any bundle
         summary["best_bundle"] = str(best_dir)

@@ -29,6 +29,7 @@ class TaskState:
     prediction: dict[str, Any] | None = None
     model: dict[str, Any] | None = None
     alarm: bool = False
+    health: str | None = None  # from `tinyfleet monitor`: ok, drift or silent
 
 
 @dataclass
@@ -73,6 +74,12 @@ class FleetState:
             if event.get("type") == "vibration_alarm":
                 state.alarm = event.get("state") == "raised"
             self.events.insert(0, {"device": device, "task": task, **message})
+            del self.events[MAX_EVENTS:]
+        elif kind == "health":
+            state.health = str(message.get("status", "unknown"))
+            reasons = "; ".join(str(r) for r in message.get("reasons") or [])
+            health = {"type": "health", "status": state.health, "reasons": reasons}
+            self.events.insert(0, {"device": device, "task": task, "event": health})
             del self.events[MAX_EVENTS:]
 
 

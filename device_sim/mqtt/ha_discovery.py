@@ -12,9 +12,10 @@ Entities per task (state comes from the topics the device already publishes; no 
   ``tinyfleet/<device>/kws/event`` (a detected keyword).
 * ``vibration``: a ``binary_sensor`` (device class ``problem``) that is ON while the debounced alarm
   is raised, and an ``anomaly score`` ``sensor`` (reconstruction error, standardised feature units²).
-* ``air_quality``: one ``sensor`` per target with its unit — CO in mg/m³ (device class
-  ``carbon_monoxide``, which Home Assistant accepts in mg/m³ since 2025; older versions only know
-  ppm and log a unit warning), NO2 in µg/m³ (``nitrogen_dioxide``), benzene in µg/m³
+* ``air_quality``: one ``sensor`` per target — CO in ppm (device class ``carbon_monoxide``: ppm is
+  the one unit every Home Assistant release accepts for it; 2025.7–2025.10 reject mg/m³ outright),
+  converted by the value template from the model's mg/m³ at 25 °C and 1013.25 hPa
+  (:data:`CO_PPM_PER_MG_M3`); NO2 in µg/m³ (``nitrogen_dioxide``), benzene in µg/m³
   (``volatile_organic_compounds``, the only class for a VOC mass concentration) — and a band sensor
   (device class ``enum`` with the bundle's band names).
 
@@ -49,9 +50,21 @@ HA_ONLINE = b"online"
 # (the unit stays truthful; Home Assistant then just shows a number with a unit).
 AIR_QUALITY_CLASSES: dict[str, tuple[str, str, str]] = {
     # key: (device_class, unit, friendly name)
-    "CO": ("carbon_monoxide", "mg/m³", "Carbon monoxide"),
+    "CO": ("carbon_monoxide", "ppm", "Carbon monoxide"),
     "NO2": ("nitrogen_dioxide", "µg/m³", "Nitrogen dioxide"),
     "C6H6": ("volatile_organic_compounds", "µg/m³", "Benzene"),
+}
+
+
+# ppm = mg/m³ × molar volume / molar mass: 24.45 L/mol is the molar volume of an ideal gas at
+# 25 °C and 1013.25 hPa (the reference conditions of EU/WHO air-quality limits), 28.01 g/mol is CO's
+# molar mass. The device cannot measure the air's pressure, so the conversion states its conditions
+# instead (at 0 °C the factor would be 0.80 instead of 0.873).
+CO_PPM_PER_MG_M3 = 24.45 / 28.01
+
+# (target key, unit the model estimates) → (unit published to Home Assistant, factor)
+UNIT_CONVERSIONS: dict[tuple[str, str], tuple[str, float]] = {
+    ("CO", "mg/m³"): ("ppm", CO_PPM_PER_MG_M3),
 }
 
 
@@ -158,17 +171,22 @@ def _air_quality(
     state = topics.prediction_topic(device_id, "air_quality")
     entities = []
     for target in bundle.head.get("targets", []):
-        key, unit = str(target["key"]), str(target["unit"])
+        key, model_unit = str(target["key"]), str(target["unit"])
         object_id = "air_quality_" + re.sub(r"[^a-z0-9_]", "_", key.lower())  # HA: [a-z0-9_-]
         device_class, class_unit, friendly = AIR_QUALITY_CLASSES.get(key, (None, None, key))
+        unit, factor = UNIT_CONVERSIONS.get((key, model_unit), (model_unit, 1.0))
+        value = f"value_json.estimates['{key}'].value"
+        if factor != 1.0:
+            value = f"({value} * {factor:.6f}) | round(3)"
         config = {
             **_common(device_id, object_id, f"{friendly} ({key})", device),
             "state_topic": state,
             "unit_of_measurement": unit,
             "state_class": "measurement",
-            "value_template": f"{{{{ value_json.estimates['{key}'].value "
-            f"if value_json.estimates is defined else None }}}}",
-            "suggested_display_precision": 2 if unit == "mg/m³" else 1,
+            # a window that was not inferred has no estimates: None makes the state "unknown"
+            "value_template": f"{{{{ {value} if value_json.estimates is defined and "
+            f"value_json.estimates['{key}'].value is not none else None }}}}",
+            "suggested_display_precision": 2 if unit in ("mg/m³", "ppm") else 1,
         }
         if device_class and unit == class_unit:
             config["device_class"] = device_class

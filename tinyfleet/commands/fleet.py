@@ -245,7 +245,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         device_prefix=args.device_prefix,
         shared_recordings=args.shared_recordings,
     )
-    result = run_sharded(options, args.processes)
+    from device_sim import console
+
+    with console.ticking(args.duration, f"simulating {args.devices} device(s)"):
+        result = run_sharded(options, args.processes)
     emit(result, args.json, _render_fleet)
     return 0 if result["published"]["undelivered"] == 0 else 1
 
@@ -352,7 +355,7 @@ def _table(subscriber, started: float) -> str:
 
 
 def run_subscribe(args: argparse.Namespace) -> int:
-    from device_sim.mqtt.store import PredictionStore
+    from device_sim.mqtt.store_postgres import open_store
     from device_sim.mqtt.subscriber import Subscriber
 
     def print_line(prediction, payload: bytes, received_ms: int) -> None:
@@ -361,19 +364,35 @@ def run_subscribe(args: argparse.Namespace) -> int:
             text = json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":"))
         sys.stdout.write(text + "\n")
 
-    store = PredictionStore(args.store) if args.store else None
+    store = open_store(args.store) if args.store else None
+    health = None
+    if args.monitor:  # drift/silence health events as in `tinyfleet monitor`
+        from tinyfleet.commands.monitor import HealthPublisher
+
+        health = HealthPublisher(args.monitor, 200, 60.0, args.json)
+
+    def on_prediction(prediction, payload: bytes, received_ms: int) -> None:
+        if args.json:
+            print_line(prediction, payload, received_ms)
+        if health is not None:
+            health.on_prediction(prediction, payload, received_ms)
+
     subscriber = Subscriber(
         args.broker,
         credentials=_credentials(args),
         share=args.share,
         client_id=args.client_id,
         store=store,
-        on_prediction=print_line if args.json else None,
+        on_prediction=on_prediction if args.json or health else None,
     )
+    if health is not None:
+        health.subscriber = subscriber
     started = time.monotonic()
     tty = sys.stdout.isatty()
 
     def tick() -> None:
+        if health is not None:
+            health.tick()
         if args.json:
             sys.stdout.flush()
             return
@@ -490,7 +509,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'JSON line and a final {"summary": …} line.',
     )
     _add_connection_options(subscribe)
-    subscribe.add_argument("--store", type=Path, help="also store predictions in this SQLite file")
+    subscribe.add_argument(
+        "--store",
+        help="also store predictions: an SQLite file, or postgresql://USER@HOST:PORT/DB",
+    )
+    subscribe.add_argument(
+        "--monitor",
+        type=Path,
+        action="append",
+        metavar="BUNDLE",
+        help="also watch for drift/silence against BUNDLE's reference (as `tinyfleet monitor`)",
+    )
     subscribe.add_argument(
         "--share", metavar="GROUP", help="MQTT v5 shared subscription: split the load in GROUP"
     )

@@ -40,6 +40,10 @@ def _render_tune(result: dict[str, Any]) -> str:
             + ("preset defaults " if row.get("preset_defaults") else "")
             + str(row["knobs"])
         )
+    if result.get("workers", 1) > 1:
+        lines.append(f"{result['workers']} workers shared the study")
+    for failed in result.get("failed_workers") or []:
+        lines.append(f"worker {failed['pid']} failed (exit {failed['status']})")
     best = result.get("best")
     if best:
         lines.append(f"best within budget: trial {best['trial']} → {result['best_bundle']}")
@@ -61,6 +65,8 @@ def run_tune(args: argparse.Namespace) -> int:
         raise ConfigError(f"--data {args.data} does not exist")
     if args.trials < 0:
         raise ConfigError("--trials must be >= 0 (0 only rewrites the Pareto front)")
+    if args.workers < 1:
+        raise ConfigError("--workers must be >= 1")
     budget = Budget(
         flash_bytes=int(args.flash_kb * 1024),
         arena_bytes=int(args.arena_kb * 1024),
@@ -83,6 +89,7 @@ def run_tune(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         knob_overrides=tuple(parse_override(text) for text in args.knob),
         seed=args.seed,
+        workers=args.workers,
     )
     result = tune(request)
     emit(result, args.json, _render_tune)
@@ -146,7 +153,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--preset", choices=("quick", "full"), default="quick")
     tune.add_argument("--seed", type=int, default=0, help="training and sampler seed")
     tune.add_argument(
-        "--storage", help="Optuna storage URL (default sqlite:///OUT/study.db); reuse to resume"
+        "--storage",
+        help="Optuna storage URL (default sqlite:///OUT/study.db); reuse to resume; "
+        "postgresql://USER@HOST/DB lets workers on several machines share the study",
+    )
+    tune.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local worker processes sharing the study (--trials are split between them)",
     )
     tune.add_argument("--study-name", help="default tinyfleet-<task>-<preset>")
     tune.add_argument("--out", type=Path, help="output folder (default artifacts/tune/<task>)")

@@ -21,9 +21,7 @@ log = logging.getLogger(__name__)
 
 def _need_training_extra() -> None:
     try:
-        import tensorflow  # noqa: F401
-        import tensorflow_model_optimization  # noqa: F401
-        import tf_keras  # noqa: F401
+        import training.keras_env  # noqa: F401  (TensorFlow, tfmot and tf_keras, quietly)
     except ImportError as exc:
         raise TinyfleetError(
             f"this command needs the training extra ({exc.name} is missing): "

@@ -13,6 +13,7 @@ const TOPICS = [
   "tinyfleet/+/+/prediction",
   "tinyfleet/+/+/event",
   "tinyfleet/+/+/model",
+  "tinyfleet/+/+/health", // `tinyfleet monitor`: drift / silence against the bundle's reference
 ];
 const MAX_EVENTS = 50;
 
@@ -125,6 +126,14 @@ function onMessage(topic, payload) {
     }
     events.unshift({ at: text(msg.ts) || new Date().toISOString(), device: deviceId, task: taskName,
       text: eventText(msg), alarm: isAlarm(taskName, msg) });
+    events.length = Math.min(events.length, MAX_EVENTS);
+  } else if (kind === "health") {
+    const status = String(msg.status || "unknown");
+    const reasons = Array.isArray(msg.reasons) ? msg.reasons.map(String).join("; ") : "";
+    t.health = status;
+    events.unshift({ at: new Date(Number(msg.ts_ms) || Date.now()).toISOString(), device: deviceId,
+      task: taskName, text: `health: ${status}${reasons ? " — " + reasons : ""}`,
+      alarm: status !== "ok" });
     events.length = Math.min(events.length, MAX_EVENTS);
   }
 }

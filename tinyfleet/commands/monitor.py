@@ -1,0 +1,144 @@
+"""``tinyfleet monitor``: watch deployed models for drift and silence; publish health events.
+
+Needs no TensorFlow: it reads predictions like ``subscribe`` and, once per bundle without a recorded
+reference, scores the bundle's held-out windows with its int8 model (device_sim.monitor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from device_sim.bundle import load_bundle
+from device_sim.errors import ConfigError
+from tinyfleet.commands.fleet import _add_connection_options, _credentials
+from tinyfleet.output import add_json_flag
+
+log = logging.getLogger(__name__)
+
+
+def health_topic(device: str, task: str) -> str:
+    from device_sim.mqtt import topics
+
+    return f"{topics.PREFIX}/{device}/{task}/health"
+
+
+def reference_for(bundle_dir: Path) -> tuple[str, dict[str, Any]]:
+    """(task, reference statistics) recorded in the bundle, computed and recorded if missing."""
+    from device_sim.bundle import update_bundle
+    from device_sim.monitor import MONITORING_KEY, vibration_reference
+
+    bundle = load_bundle(bundle_dir)
+    recorded = (bundle.extra or {}).get(MONITORING_KEY)
+    if recorded:
+        return bundle.task, recorded
+    if bundle.task != "vibration":
+        raise ConfigError(
+            f"{bundle_dir}: monitoring references exist for vibration bundles only so far "
+            f"(this is {bundle.task}); silence and invalid windows are watched for every task"
+        )
+    evaluation_path = bundle.directory / "evaluation.npz"
+    if not evaluation_path.is_file():
+        raise ConfigError(
+            f"{bundle_dir} records no monitoring reference and has no evaluation.npz to compute "
+            "one from: rebuild it with `tinyfleet build vibration`"
+        )
+    import numpy as np
+
+    with np.load(evaluation_path, allow_pickle=False) as data:
+        evaluation = {key: data[key] for key in data.files}
+    reference = vibration_reference(bundle, evaluation)
+    update_bundle(bundle, extra={MONITORING_KEY: reference})  # the bundle records it from now on
+    return bundle.task, reference
+
+
+class HealthPublisher:
+    """Runs a :class:`HealthMonitor` inside a subscriber and publishes its events (also used by
+    ``tinyfleet subscribe --monitor BUNDLE``)."""
+
+    def __init__(self, bundle_dirs, window: int, silence_s: float, as_json: bool) -> None:
+        from device_sim.monitor import HealthMonitor
+
+        references = dict(reference_for(path) for path in bundle_dirs or [])
+        self.monitor = HealthMonitor(references, window=window, silence_s=silence_s)
+        self.as_json = as_json
+        self.events: list[dict[str, Any]] = []
+        self.subscriber: Any = None
+
+    def publish(self, event) -> None:
+        payload = event.payload()
+        self.events.append(payload)
+        self.subscriber.connection.publish(
+            health_topic(event.device, event.task), json.dumps(payload).encode(), 1, True
+        )
+        if self.as_json:
+            sys.stdout.write(json.dumps({"health": payload}) + "\n")
+        else:
+            reasons = f" — {'; '.join(event.reasons)}" if event.reasons else ""
+            log.warning("%s/%s: %s%s", event.device, event.task, event.status, reasons)
+        sys.stdout.flush()
+
+    def on_prediction(self, prediction, payload: bytes, received_ms: int) -> None:
+        event = self.monitor.observe(prediction)
+        if event is not None:
+            self.publish(event)
+
+    def tick(self) -> None:
+        for event in self.monitor.check_silence():
+            self.publish(event)
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    from device_sim.mqtt.subscriber import Subscriber
+
+    health = HealthPublisher(args.bundle, args.window, args.silence, args.json)
+    subscriber = Subscriber(
+        args.broker, credentials=_credentials(args), on_prediction=health.on_prediction
+    )
+    health.subscriber = subscriber
+    monitor, events = health.monitor, health.events
+
+    started = time.monotonic()
+    try:
+        subscriber.run(args.duration, tick=health.tick, tick_interval_s=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        subscriber.close()
+    summary = {
+        "seconds": round(time.monotonic() - started, 1),
+        "predictions": subscriber.unique,
+        "events": len(events),
+        "status": {f"{d}/{t}": track.status for (d, t), track in monitor.tracks.items()},
+    }
+    sys.stdout.write((json.dumps({"summary": summary}) if args.json else str(summary)) + "\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    monitor = subparsers.add_parser(
+        "monitor",
+        help="watch deployed models for drift and silence; publish health events",
+        description="Compares the predictions devices publish with the bundle's calibration-time "
+        "reference (vibration: anomaly-score PSI and KS test), the share of invalid windows and "
+        "silence, and publishes each change of status retained on "
+        "tinyfleet/<device>/<task>/health (shown by fleet-view).",
+    )
+    _add_connection_options(monitor)
+    monitor.add_argument(
+        "--bundle", type=Path, action="append", help="bundle whose reference to use (repeatable)"
+    )
+    monitor.add_argument(
+        "--window", type=int, default=200, help="predictions compared (default 200)"
+    )
+    monitor.add_argument(
+        "--silence", type=float, default=60.0, help="seconds without a prediction = silent"
+    )
+    monitor.add_argument("--duration", type=float, help="stop after this many seconds")
+    add_json_flag(monitor)
+    monitor.set_defaults(func=run_monitor)
