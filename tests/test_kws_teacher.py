@@ -104,3 +104,32 @@ def test_speech_embedding_gives_sixteen_96d_vectors_per_second():
     vectors = SpeechEmbedding.load()(audio)
     assert vectors.shape == (2, 16, 96)
     assert np.all(np.isfinite(vectors)) and not np.allclose(vectors[0], vectors[1])
+
+
+def test_the_final_model_trains_on_every_speaker_and_folds_hold_speakers_out(tmp_path):
+    from device_sim.features.audio import default_config
+    from training.kws import PRESETS, build_dataset
+    from training.stage import TrainOptions
+
+    root = _folder(tmp_path)
+    total = len(scan_folder(root).clips)
+    frontend = default_config("mfcc").build()
+
+    def described(**knobs):
+        options = TrainOptions(data=root, preset="quick", hyperparameters=tuple(knobs.items()))
+        data = build_dataset(
+            options, frontend, lambda name: options.knob(name, PRESETS["quick"][name])
+        )
+        return data
+
+    final = described(holdout=0, copies=1)
+    assert final.description["train_clips"] == total
+    assert final.description["train_speakers"] == 23
+    held_out = described(copies=1)
+    assert held_out.description["train_clips"] < total
+    fold = described(folds=5, fold=1, copies=1)
+    assert fold.description["train_speakers"] + fold.description["test_speakers"] == 23
+    features, rows = fold.make_features(np.random.default_rng(0))
+    assert features.shape[1:] == frontend.feature_shape and len(features) == len(rows)
+    again, _ = fold.make_features(np.random.default_rng(1))
+    assert not np.allclose(features, again)  # a new draw is a new augmentation
