@@ -23,7 +23,16 @@ from device_sim.errors import TinyfleetError  # noqa: E402
 from tinyfleet import __version__  # noqa: E402
 from tinyfleet.output import setup_logging  # noqa: E402
 
-COMMAND_MODULES = ("stages", "firmware", "fleet", "security", "optimize", "demo", "calibrate", "monitor")
+COMMAND_MODULES = (
+    "stages",
+    "firmware",
+    "fleet",
+    "security",
+    "optimize",
+    "demo",
+    "calibrate",
+    "monitor",
+)
 
 DESCRIPTION = """\
 tinyfleet: tiny ML micromodels from training to a fleet of MQTT devices.

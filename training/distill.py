@@ -206,6 +206,17 @@ def distillation_targets(
     return _regression_targets(teacher, predict, outputs, x, y, loss, validation, metrics)
 
 
+def blend_soft_labels(
+    teacher_probabilities: np.ndarray, y: np.ndarray, teacher: Teacher, n_classes: int
+) -> np.ndarray:
+    """``weight * softmax(log p / T) + (1 - weight) * one_hot(y)``: the classification blend of
+    :func:`distillation_targets` for a teacher whose probabilities were computed elsewhere (the KWS
+    speech-embedding teacher reads audio, not the student's features)."""
+    soft = _soften(np.asarray(teacher_probabilities, dtype=np.float32), teacher.temperature)
+    hard = _one_hot(y, n_classes, teacher.path)
+    return (teacher.weight * soft + (1.0 - teacher.weight) * hard).astype(np.float32)
+
+
 def _regression_targets(
     teacher: Teacher,
     predict: Any,

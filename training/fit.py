@@ -55,8 +55,8 @@ class FitResult:
 
 def fit_pruned(
     model: keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
+    x: np.ndarray | keras.utils.Sequence,
+    y: np.ndarray | None,
     plan: FitPlan,
     *,
     loss: Any,
@@ -72,14 +72,17 @@ def fit_pruned(
     happens even on small datasets. ``teacher`` (a bundle folder or Keras model file, or a
     :class:`training.distill.Teacher` with temperature and weight) turns on knowledge distillation:
     targets, loss, validation targets and metrics are then adapted by :mod:`training.distill`.
+    ``x`` may be a ``keras.utils.Sequence`` yielding (inputs, targets) batches (``y=None``), e.g.
+    freshly augmented examples every epoch; it then carries its own targets and batch size.
     """
-    if teacher is not None:
+    sequence = isinstance(x, keras.utils.Sequence)
+    if teacher is not None and not sequence:
         from training.distill import distillation_targets
 
         y, loss, validation, metrics = distillation_targets(
             teacher, x, y, loss, validation, metrics
         )
-    steps_per_epoch = int(np.ceil(len(x) / plan.batch_size))
+    steps_per_epoch = len(x) if sequence else int(np.ceil(len(x) / plan.batch_size))
     total_steps = steps_per_epoch * plan.epochs
     callbacks: list[keras.callbacks.Callback] = list(extra_callbacks or [])
     if plan.pruning is not None and plan.pruning.target_sparsity > 0:
@@ -100,11 +103,11 @@ def fit_pruned(
             x,
             y,
             epochs=plan.epochs,
-            batch_size=plan.batch_size,
+            batch_size=None if sequence else plan.batch_size,
             validation_data=validation,
             sample_weight=sample_weight,
             callbacks=[*callbacks, _EpochProgress(bar)],
-            shuffle=True,
+            shuffle=not sequence,
             verbose=0,
         )
     seconds = time.perf_counter() - started

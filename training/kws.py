@@ -34,11 +34,13 @@ from device_sim.features.audio import (
 )
 from training import audio_augment
 from training.audio_augment import AugmentPlan
+from training.kws_teacher import TEACHER_NAME
 from training.speech_commands import (
     KEYWORDS,
     LABELS,
     SILENCE,
     UNKNOWN,
+    Clip,
     cap_per_label,
     load_background,
     load_clips,
@@ -64,6 +66,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "copies": 3,
         "keyword_renditions": 60,
         "unknown_renditions": 3,
+        "fresh_augmentation": 1,
+        "holdout": 1,
+        "folds": 0,
+        "fold": 0,
+        "augment": {},  # AugmentPlan field overrides, e.g. {"noise_probability": 0.8}
     },
     "full": {
         "features": "mfcc",
@@ -78,6 +85,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "copies": 4,
         "keyword_renditions": 150,
         "unknown_renditions": 10,
+        "fresh_augmentation": 1,
+        "holdout": 1,
+        "folds": 0,
+        "fold": 0,
+        "augment": {},  # AugmentPlan field overrides, e.g. {"noise_probability": 0.8}
     },
 }
 SEARCH_SPACE: dict[str, Any] = {
@@ -162,10 +174,17 @@ def count_macs(model: Any) -> int:
 
 @dataclass
 class KwsData:
-    """Features and label indices for training and held-out evaluation, plus what they came from."""
+    """Training material (raw clips, re-augmented per epoch) and clean held-out evaluation features.
 
-    x_train: np.ndarray
-    y_train: np.ndarray
+    ``make_features(rng)`` returns one epoch: ``copies`` fresh augmentations of every training clip
+    plus silence, as ``(features, rows)``; ``rows`` index ``targets`` (label indices: one per
+    training clip, then one for silence). ``teacher_rows`` marks the real clips a teacher may label.
+    """
+
+    make_features: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+    targets: np.ndarray
+    train_audio: np.ndarray  # int16 (real clips) — what a teacher labels
+    train_speakers: np.ndarray
     x_eval: np.ndarray
     y_eval: np.ndarray
     description: dict[str, Any]
@@ -234,28 +253,60 @@ def _synth_plan(knob: Callable[[str], Any], seed: int) -> SynthPlan:
     )
 
 
+def split_by_fold(
+    clips: list[Clip], folds: int, fold: int, seed: int = 0
+) -> tuple[list[Clip], list[Clip]]:
+    """(training, testing) clips for speaker-disjoint k-fold: speakers are shuffled (``seed``) and
+    dealt round-robin into ``folds`` groups; ``fold`` is tested. ``_silence_`` clips count as their
+    own speakers, so they are spread over the folds too."""
+    if not 0 <= fold < folds:
+        raise DataError(f"fold must be in 0..{folds - 1}, got {fold}")
+    speakers = sorted({clip.speaker for clip in clips})
+    order = np.random.default_rng(seed).permutation(len(speakers))
+    group = {speakers[i]: rank % folds for rank, i in enumerate(order)}
+    test = [clip for clip in clips if group[clip.speaker] == fold]
+    train = [clip for clip in clips if group[clip.speaker] != fold]
+    return train, test
+
+
+def _choose_split(folder: Any, knob: Callable[[str], Any]) -> tuple[list[Clip], list[Clip], str]:
+    folds = int(knob("folds"))
+    if folds:
+        train, test = split_by_fold(folder.clips, folds, int(knob("fold")))
+        return train, test, f"speaker-disjoint fold {int(knob('fold'))} of {folds}"
+    test = folder.split("testing")
+    if not bool(knob("holdout")):
+        return folder.clips, test, "every speaker (final model: the eval clips were trained on)"
+    train = folder.split("training") + folder.split("validation")
+    split = "official lists" if folder.official_split else "by speaker (sha1 of the id)"
+    return train, test, split
+
+
 def build_dataset(
     options: TrainOptions, frontend: AudioFrontEnd, knob: Callable[[str], Any]
 ) -> KwsData:
-    """Training features (augmented) and evaluation features (clean) for ``options``.
+    """Training material (augmented afresh each epoch) and evaluation features (clean).
 
-    Real data: train on the training+validation speakers, evaluate on the testing speakers.
+    Real data: train on the training+validation speakers (every speaker with ``holdout=0``; the
+    other folds with ``folds``/``fold``), evaluate on the held-out speakers.
     Synthetic only: evaluate on held-out synthetic voices.
     """
-    rng = np.random.default_rng(options.seed)
-    plan = AugmentPlan()
+    plan = AugmentPlan(**dict(knob("augment") or {}))
     copies = int(knob("copies"))
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
     description: dict[str, Any] = {"augment_copies": copies}
     noises: list[np.ndarray] | None = None
     use_synth = options.data is None or options.synth
+    real_audio = np.zeros((0, audio_augment.SAMPLE_RATE), np.int16)
+    real_labels = np.zeros(0, np.int64)
+    real_speakers = np.zeros(0, str)
+    synth_audio: list[np.ndarray] = []
+    synth_labels = np.zeros(0, np.int64)
+    n_silence = 0
 
     if options.data is not None:
         folder = scan_folder(options.data)
         noises = load_background(folder.background) or None
-        train_clips = folder.split("training") + folder.split("validation")
-        test_clips = folder.split("testing")
+        train_clips, test_clips, split = _choose_split(folder, knob)
         keyword_mean = np.mean(
             [n for lbl, n in Counter(c.label for c in train_clips).items() if lbl in KEYWORDS]
         )
@@ -269,13 +320,9 @@ def build_dataset(
                 f"{options.data} has too few speakers to hold any out for testing: add recordings "
                 "of more speakers (each file named <speaker>_nohash_<n>.wav)"
             )
-        audio, labels = load_clips(train_clips)
-        xs += [_augmented_features(audio, frontend, rng, plan, noises) for _ in range(copies)]
-        ys += [labels] * copies
-        n_silence = max(0, int(keyword_mean) - int(np.sum(labels == LABELS.index(SILENCE))))
-        if n_silence:
-            xs.append(_silence_features(n_silence * copies, frontend, rng, noises))
-            ys.append(np.full(n_silence * copies, LABELS.index(SILENCE)))
+        real_audio, real_labels = load_clips(train_clips)
+        real_speakers = np.array([c.speaker for c in train_clips])
+        n_silence = max(0, int(keyword_mean) - int(np.sum(real_labels == LABELS.index(SILENCE))))
         test_audio, y_eval = load_clips(test_clips)
         x_eval = frontend.batch(test_audio.astype(np.float32) / 32768.0)
         n_test_silence = int(test_mean) - int(np.sum(y_eval == LABELS.index(SILENCE)))
@@ -287,21 +334,17 @@ def build_dataset(
             y_eval = np.concatenate([y_eval, np.full(n_test_silence, LABELS.index(SILENCE))])
         description.update(
             data=str(options.data),
-            split="official lists" if folder.official_split else "by speaker (sha1 of the id)",
-            train_speakers=len(folder.speakers("training") | folder.speakers("validation")),
-            test_speakers=len(folder.speakers("testing")),
+            split=split,
+            train_speakers=len({c.speaker for c in train_clips if c.label != SILENCE}),
+            test_speakers=len({c.speaker for c in test_clips if c.label != SILENCE}),
             train_clips=len(train_clips),
             background_recordings=len(folder.background),
         )
     if use_synth:
         corpus = load_or_synthesize(_synth_plan(knob, options.seed))
         synth_train, synth_test = corpus.split()
-        y_synth = _label_indices(synth_train.labels)
-        xs += [
-            _augmented_features(synth_train.audio, frontend, rng, plan, noises, place=True)
-            for _ in range(copies)
-        ]
-        ys += [y_synth] * copies
+        synth_audio = synth_train.audio
+        synth_labels = _label_indices(synth_train.labels)
         description.update(
             synth_words=len(corpus.audio),
             synth_train_voices=len(set(synth_train.speakers)),
@@ -311,27 +354,83 @@ def build_dataset(
             eval_rng = np.random.default_rng(options.seed + 1)
             x_eval = _synth_eval_features(synth_test, frontend, eval_rng)
             y_eval = _label_indices(synth_test.labels)
-            n_silence = max(1, len(synth_test.audio) // 12)
+            n_test_silence = max(1, len(synth_test.audio) // 12)
             x_eval = np.concatenate(
-                [x_eval, _silence_features(n_silence, frontend, eval_rng, None)]
+                [x_eval, _silence_features(n_test_silence, frontend, eval_rng, None)]
             )
-            y_eval = np.concatenate([y_eval, np.full(n_silence, LABELS.index(SILENCE))])
-            per_keyword = np.mean([np.sum(y_synth == i) for i in range(len(KEYWORDS))])
-            n_silence = int(per_keyword) * copies
-            xs.append(_silence_features(n_silence, frontend, rng, None))
-            ys.append(np.full(n_silence, LABELS.index(SILENCE)))
+            y_eval = np.concatenate([y_eval, np.full(n_test_silence, LABELS.index(SILENCE))])
+            n_silence = int(np.mean([np.sum(synth_labels == i) for i in range(len(KEYWORDS))]))
             description.update(data="synthesized speech", split="by synthetic voice")
-    x_train = np.concatenate(xs)
-    y_train = np.concatenate(ys)
-    description["train_examples"] = int(len(x_train))
+    targets = np.concatenate([real_labels, synth_labels, [LABELS.index(SILENCE)]]).astype(np.int64)
+    real_rows = np.arange(len(real_labels))
+    synth_rows = len(real_labels) + np.arange(len(synth_labels))
+    silence_row = len(targets) - 1
+
+    def make_features(epoch_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        parts, rows = [], []
+        for _ in range(copies):
+            if len(real_rows):
+                parts.append(_augmented_features(real_audio, frontend, epoch_rng, plan, noises))
+                rows.append(real_rows)
+            if len(synth_rows):
+                parts.append(
+                    _augmented_features(synth_audio, frontend, epoch_rng, plan, noises, place=True)
+                )
+                rows.append(synth_rows)
+            if n_silence:
+                parts.append(_silence_features(n_silence, frontend, epoch_rng, noises))
+                rows.append(np.full(n_silence, silence_row))
+        return np.concatenate(parts), np.concatenate(rows)
+
+    per_label = np.bincount(targets[np.concatenate([real_rows, synth_rows])], minlength=len(LABELS))
+    per_label[LABELS.index(SILENCE)] += n_silence
+    description["train_examples_per_epoch"] = int(per_label.sum() * copies)
     description["train_per_label"] = {
-        label: int(np.sum(y_train == i)) for i, label in enumerate(LABELS)
+        label: int(per_label[i] * copies) for i, label in enumerate(LABELS)
     }
     description["eval_examples"] = int(len(x_eval))
-    return KwsData(x_train, y_train, x_eval, np.asarray(y_eval, dtype=np.int64), description)
+    description["augment"] = asdict(plan)
+    return KwsData(
+        make_features=make_features,
+        targets=targets,
+        train_audio=real_audio,
+        train_speakers=real_speakers,
+        x_eval=x_eval,
+        y_eval=np.asarray(y_eval, dtype=np.int64),
+        description=description,
+    )
 
 
 # ---------------------------------------------------------------- train / score / evaluate
+
+
+def _speech_teacher_targets(data: KwsData, teacher: Any, options: TrainOptions) -> np.ndarray:
+    """Blended soft targets: out-of-fold speech-embedding teacher on the real training clips,
+    one-hot labels for synthetic words and silence (the teacher never labels what it was not
+    shown). Embeddings of the whole folder are cached once in ``$TINYFLEET_CACHE``."""
+    from device_sim.sources.speech_synth import cache_dir
+    from training.distill import blend_soft_labels
+    from training.kws_teacher import out_of_fold_probabilities
+    from training.speech_embedding import cached_embeddings
+
+    n_classes = len(LABELS)
+    if options.data is None or not len(data.train_audio):
+        raise DataError(
+            f"--teacher {TEACHER_NAME} labels real recordings: pass --data with a Speech "
+            "Commands-style folder (a synthetic-only build has nothing for it to teach on)"
+        )
+    embeddings = cached_embeddings(data.train_audio, cache_dir().parent / "kws-embeddings")
+    n_real = len(data.train_audio)
+    probabilities = np.eye(n_classes, dtype=np.float32)[data.targets]
+    probabilities[:n_real] = out_of_fold_probabilities(
+        embeddings, data.targets[:n_real], data.train_speakers, n_classes, seed=options.seed
+    )
+    blended = blend_soft_labels(probabilities, data.targets, teacher, n_classes)
+    blended[n_real:] = np.eye(n_classes, dtype=np.float32)[data.targets[n_real:]]
+    data.description["teacher_agreement"] = round(
+        float(np.mean(np.argmax(probabilities[:n_real], 1) == data.targets[:n_real])), 4
+    )
+    return blended
 
 
 def _cosine_schedule(epochs: int, learning_rate: float) -> Callable[[int, float], float]:
@@ -342,9 +441,15 @@ def _cosine_schedule(epochs: int, learning_rate: float) -> Callable[[int, float]
 
 
 def train(options: TrainOptions) -> TrainedModel:
-    """Dataset → DS-CNN → fit with pruning → stripped float model with float metrics."""
+    """Dataset → DS-CNN → fit with pruning → stripped float model with float metrics.
+
+    ``--teacher speech-embedding`` distils from a head on Google's speech embedding
+    (:mod:`training.kws_teacher`); any other ``--teacher`` goes through the shared fit loop.
+    """
+    from training.distill import teacher_from_options
     from training.fit import FitPlan, fit_pruned
     from training.keras_env import keras, seed_everything
+    from training.kws_epochs import EpochSource, FreshAugmentation
     from training.pruning import PruningPlan
 
     seed_everything(options.seed)
@@ -357,10 +462,18 @@ def train(options: TrainOptions) -> TrainedModel:
     frontend = config.build()
     started = time.perf_counter()
     data = build_dataset(options, frontend, knob)
-    config = with_normalization(config, data.x_train)
+    first_x, first_rows = data.make_features(np.random.default_rng(options.seed + 7))
+    config = with_normalization(config, first_x)
     frontend = config.build()
-    data.x_train = frontend.normalize(data.x_train)
     data.x_eval = frontend.normalize(data.x_eval)
+    targets: np.ndarray = data.targets
+    loss = "sparse_categorical_crossentropy"
+    teacher = options.teacher
+    speech_teacher = teacher is not None and str(teacher) == TEACHER_NAME
+    if speech_teacher:
+        teacher = teacher_from_options(options).teacher
+        targets = _speech_teacher_targets(data, teacher, options)
+        loss = "categorical_crossentropy"
     data_seconds = time.perf_counter() - started
     log.info("kws data: %s (%.1f s)", data.description, data_seconds)
 
@@ -369,25 +482,33 @@ def train(options: TrainOptions) -> TrainedModel:
         frontend.feature_shape, len(LABELS), width, depth, dropout=float(knob("dropout"))
     )
     epochs = int(knob("epochs"))
+    batch_size = int(knob("batch_size"))
     plan = FitPlan(
         epochs=epochs,
-        batch_size=int(knob("batch_size")),
+        batch_size=batch_size,
         learning_rate=float(knob("learning_rate")),
         pruning=PruningPlan(target_sparsity=float(knob("sparsity"))),
     )
     schedule = keras.callbacks.LearningRateScheduler(
         _cosine_schedule(epochs, float(knob("learning_rate")))
     )
+    if bool(knob("fresh_augmentation")):
+        source = EpochSource(data.make_features, targets, frontend.normalize)
+        x_fit: Any = FreshAugmentation(source, batch_size, options.seed)
+        y_fit = None
+    else:  # the same augmented copies every epoch (the recipe before #13)
+        x_fit, y_fit = frontend.normalize(first_x), targets[first_rows]
     result = fit_pruned(
         model,
-        data.x_train,
-        data.y_train,
+        x_fit,
+        y_fit,
         plan,
-        loss="sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
         extra_callbacks=[schedule],
-        teacher=options.teacher,
+        teacher=None if speech_teacher else teacher,
     )
+    x_train = frontend.normalize(first_x)
     evaluation = {"x": data.x_eval, "y": data.y_eval}
     head = {
         "labels": list(LABELS),
@@ -400,7 +521,7 @@ def train(options: TrainOptions) -> TrainedModel:
         return np.asarray(result.model.predict(x, batch_size=256, verbose=0))
 
     metrics_float = score(float_predict, evaluation, head)
-    order = np.random.default_rng(options.seed).permutation(len(data.x_train))
+    order = np.random.default_rng(options.seed).permutation(len(x_train))
     macs = count_macs(result.model)
     return TrainedModel(
         task="kws",
@@ -408,7 +529,7 @@ def train(options: TrainOptions) -> TrainedModel:
         model=result.model,
         feature_config=config,
         head=head,
-        representative=data.x_train[order[:300]],
+        representative=x_train[order[:300]],
         evaluation=evaluation,
         metrics_float=metrics_float,
         sparsity=result.sparsity,
@@ -420,9 +541,11 @@ def train(options: TrainOptions) -> TrainedModel:
             "data_seconds": round(data_seconds, 1),
             "fit_seconds": round(result.seconds, 1),
             "history": result.history,
-            "teacher": str(options.teacher) if options.teacher else None,
+            "teacher": teacher.describe()
+            if hasattr(teacher, "describe")
+            else teacher and str(teacher),
         },
-        extra={"macs": macs, "detection": dict(DETECTION), "augment": asdict(AugmentPlan())},
+        extra={"macs": macs, "detection": dict(DETECTION), "augment": data.description["augment"]},
     )
 
 
