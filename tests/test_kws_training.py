@@ -31,7 +31,13 @@ def tiny_bundle(tmp_path_factory):
         data=DEV,
         preset="quick",
         seed=3,
-        hyperparameters=(("epochs", 10), ("copies", 1), ("width", 24), ("depth", 1)),
+        hyperparameters=(
+            ("epochs", 10),
+            ("copies", 1),
+            ("width", 24),
+            ("depth", 1),
+            ("fresh_augmentation", 0),  # fresh epochs are tested in test_kws_teacher.py
+        ),
     )
     out = tmp_path_factory.mktemp("kws-bundle")
     return build("kws", options, out, export=False)
