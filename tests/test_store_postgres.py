@@ -13,7 +13,7 @@ import pytest
 
 from device_sim.fleet import FleetOptions, run_fleet
 from device_sim.mqtt.broker import MosquittoBroker
-from device_sim.mqtt.payload import parse_prediction
+from device_sim.mqtt.payload import receive_prediction
 from device_sim.mqtt.subscriber import Subscriber
 from tests.fleet_fixtures import Collector, expected_keys, tiny_vibration_bundle, wait_for
 from tests.postgres_fixtures import PostgresServer
@@ -69,7 +69,7 @@ def test_postgres_store_drops_duplicates_and_keeps_batches_across_a_database_cra
     assert isinstance(store, PostgresPredictionStore) and store.hypertable is False
     for seq in [*range(120), *range(100, 130)]:  # 20 duplicates inside and across batches
         payload = _payload("press-1", seq)
-        store.add(parse_prediction(payload), payload, received_ms=seq)
+        store.add(receive_prediction("tinyfleet/press-1/vibration/prediction", payload, seq))
     assert store.count() == 130 and store.inserted == 130
     assert store.keys() == {("press-1", "vibration", s) for s in range(130)}
 
@@ -77,7 +77,7 @@ def test_postgres_store_drops_duplicates_and_keeps_batches_across_a_database_cra
     postgres.kill()
     for seq in range(130, 200):
         payload = _payload("press-1", seq)
-        store.add(parse_prediction(payload), payload, received_ms=seq)
+        store.add(receive_prediction("tinyfleet/press-1/vibration/prediction", payload, seq))
     store.commit()
     assert store.pending == 70
     postgres.start()
@@ -88,7 +88,7 @@ def test_postgres_store_drops_duplicates_and_keeps_batches_across_a_database_cra
     # reopened: rows from earlier runs count as seen; the payload is queryable JSON
     again = open_store(url)
     payload = _payload("press-1", 5)
-    again.add(parse_prediction(payload), payload, received_ms=0)
+    again.add(receive_prediction("tinyfleet/press-1/vibration/prediction", payload, 0))
     again.close()
     with psycopg.connect(url) as conn:
         rows = conn.execute(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from device_sim.errors import ConfigError
-from device_sim.mqtt.payload import Prediction
+from device_sim.mqtt.payload import Received
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class PostgresPredictionStore:
         self._pending: list[tuple[Any, ...]] = []
         self._last_commit = time.monotonic()
         self.inserted = 0  # rows new to the table (duplicates excluded), counted per batch
+        self.refused = 0  # rows whose body disagreed with the topic (issue #20), never stored
         self.rejected = 0  # rows PostgreSQL refused (e.g. a NUL character inside a JSON string)
         self._conn = _connect(url)
         self.hypertable = self._create_schema()
@@ -149,8 +150,21 @@ class PostgresPredictionStore:
         )
         return timescale
 
-    def add(self, prediction: Prediction, payload: bytes, received_ms: int) -> bool:
-        """Queue one prediction; True when queued (duplicates are dropped when the batch lands)."""
+    def add(self, received: Received) -> bool:
+        """Queue one prediction; True when queued (duplicates are dropped when the batch lands).
+
+        Identity is the topic's (issue #20): a body that names another device or task is refused
+        here as in the SQLite store, never stored."""
+        prediction = received.prediction
+        if not received.identity_ok:
+            log.warning(
+                "store refused a row: body says %r/%r but it arrived on %r",
+                prediction.device,
+                prediction.task,
+                received.topic,
+            )
+            self.refused += 1
+            return False
         self._pending.append(
             (
                 prediction.device,
@@ -159,11 +173,11 @@ class PostgresPredictionStore:
                 prediction.ts_ms,
                 prediction.window_start_ms,
                 prediction.window_end_ms,
-                received_ms,
+                received.received_ms,
                 bool(prediction.valid),
                 prediction.model["version"],
                 prediction.model["sha256"],
-                payload.decode(),
+                received.payload.decode(),
             )
         )
         if (
