@@ -88,8 +88,12 @@ def _check_number_sizes(kind: str, key: str, value: Any) -> None:
             f"uses (limit {MAX_CONFIG_ITEMS}); the bundle is corrupt or hostile, rebuild it"
         )
     for item in items:
-        number = isinstance(item, (int, float)) and not isinstance(item, bool)
-        if number and (not math.isfinite(item) or abs(item) > MAX_CONFIG_NUMBER):
+        # Integers size arrays, so their magnitude is bounded; a float (a scale, a clip bound such
+        # as -1e9 for "no clip") only has to be finite. work_elements() bounds what is allocated.
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            continue
+        too_large = isinstance(item, int) and abs(item) > MAX_CONFIG_NUMBER
+        if too_large or not math.isfinite(item):
             raise BundleError(
                 f"feature config {kind!r} field {key!r} = {item!r} is outside what a front "
                 f"end can use (|x| <= {MAX_CONFIG_NUMBER}); the bundle is corrupt or "
