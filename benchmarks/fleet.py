@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from device_sim.bundle import load_bundle  # noqa: E402
 from device_sim.fleet import FleetOptions, run_sharded  # noqa: E402
-from device_sim.mqtt.broker import MosquittoBroker  # noqa: E402
+from ops.broker import MosquittoBroker  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fleet_cli  # noqa: E402
@@ -62,7 +62,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 # -- the subscriber process --------------------------------------------------------------------
 def _subscribe(url: str, ready, results, idle_s: float, max_s: float, keep: bool) -> None:
     """Count unique predictions until ``idle_s`` without a message (or ``max_s``)."""
-    from device_sim.mqtt.subscriber import Subscriber
+    from ops.subscriber import Subscriber
 
     state = {"first": None, "last": None}
     device_ms: list[float] = []  # window end → prediction made (ts_ms): the device's share

@@ -142,7 +142,7 @@ def _split(fleet_s: float, broker_s: float, consumer_s: float, n: int, consumer:
 
 
 def bench_fast(args, bundles) -> dict[str, Any]:
-    from device_sim.mqtt.broker import MosquittoBroker
+    from ops.broker import MosquittoBroker
 
     load = load_average()
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
@@ -184,7 +184,7 @@ def _store_rows(path: Path) -> list[tuple[int, int]]:
 
 
 def bench_live(args, bundles) -> dict[str, Any]:
-    from device_sim.mqtt.broker import MosquittoBroker
+    from ops.broker import MosquittoBroker
 
     load = load_average()
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
@@ -246,7 +246,7 @@ def bench_live(args, bundles) -> dict[str, Any]:
 
 def bench_memory(args, bundles) -> dict[str, Any]:
     """Peak RSS of ``simulate`` (one process, real time) at each fleet size, per device."""
-    from device_sim.mqtt.broker import MosquittoBroker
+    from ops.broker import MosquittoBroker
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker(Path(tmp) / "broker") as broker:
@@ -272,8 +272,8 @@ def bench_memory(args, bundles) -> dict[str, Any]:
 
 def bench_mosquitto_limit(args, bundles) -> dict[str, Any]:
     """mosquitto_pub (ready payloads, QoS 1) → mosquitto → mosquitto_sub: the broker path alone."""
-    from device_sim.mqtt.broker import MosquittoBroker
     from device_sim.mqtt.payload import encode_prediction
+    from ops.broker import MosquittoBroker
 
     payload = encode_prediction(
         device="sim-000",

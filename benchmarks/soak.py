@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleet import SubscriberProcess  # noqa: E402
 
-from device_sim.mqtt.broker import MosquittoBroker  # noqa: E402
+from ops.broker import MosquittoBroker  # noqa: E402
 
 
 def rss_mb(pid: int) -> float | None:

@@ -172,7 +172,7 @@ def expected_keys(state_dir: Path) -> set[tuple[str, str, int]]:
 
 
 class Collector:
-    """Every prediction a :class:`~device_sim.mqtt.subscriber.Subscriber` passes on, by key."""
+    """Every prediction a :class:`~ops.subscriber.Subscriber` passes on, by key."""
 
     def __init__(self) -> None:
         import threading

@@ -1,6 +1,6 @@
 """Helpers for the ops tests (security, rollout, Home Assistant discovery, scale-out).
 
-Every test starts its own mosquitto via ``device_sim.mqtt.broker.MosquittoBroker`` on a free
+Every test starts its own mosquitto via ``ops.broker.MosquittoBroker`` on a free
 loopback port; clients here are plain paho clients so that the broker's behaviour, not our client
 code, is what is tested.
 """
@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from device_sim.bundle import Bundle, QuantizedTensor, write_bundle
-from device_sim.mqtt.broker import HOST
+from ops.broker import HOST
 
 AQ_INPUTS = ("T", "RH")
 AQ_WINDOW_ROWS = 3

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.mqtt.broker import free_port
+from ops.broker import free_port
 
 USER = "tinyfleet"
 

@@ -23,8 +23,8 @@ from device_sim.bundle import write_bundle
 from device_sim.device import run_windows
 from device_sim.fleet import Fleet, FleetOptions
 from device_sim.interpreter import Int8Model
-from device_sim.mqtt.broker import free_port
 from device_sim.sources import open_source
+from ops.broker import free_port
 from tests.fleet_fixtures import tiny_vibration_bundle
 
 DEVICES = 5

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from device_sim.mqtt import security
-from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.client import Credentials
-from device_sim.mqtt.subscriber import Subscriber
+from ops import security
+from ops.broker import MosquittoBroker
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import Collector, expected_keys, run_cli, tiny_vibration_bundle, wait_for
 from tinyfleet.cli import main
 

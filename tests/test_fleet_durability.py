@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from device_sim.mqtt.broker import MosquittoBroker
-from device_sim.mqtt.subscriber import Subscriber
+from ops.broker import MosquittoBroker
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import (
     Collector,
     expected_keys,

@@ -16,10 +16,10 @@ import pytest
 from device_sim.bundle import load_bundle, write_bundle
 from device_sim.fleet import Fleet, FleetOptions, run_fleet
 from device_sim.mqtt import topics
-from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.client import Connection, NetworkLoop, parse_broker_url
-from device_sim.mqtt.store import PredictionStore
-from device_sim.mqtt.subscriber import Subscriber
+from ops.broker import MosquittoBroker
+from ops.store import PredictionStore
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import (
     TINYFLEET,
     Collector,
@@ -299,7 +299,7 @@ def test_home_assistant_discovery_is_sent_on_connect_and_again_when_ha_comes_onl
 
 
 def test_iter_predictions_yields_each_new_prediction_for_a_users_script(tmp_path, broker, bundle):
-    from device_sim.mqtt.subscriber import iter_predictions
+    from ops.subscriber import iter_predictions
 
     options = FleetOptions(
         broker.url,
@@ -321,7 +321,7 @@ def test_iter_predictions_yields_each_new_prediction_for_a_users_script(tmp_path
 def test_fleet_runs_against_a_secure_broker_with_per_device_credentials(tmp_path, bundle):
     """TLS (the ops engineer's CA) + password per device ('{device}' in --password) + ACL."""
     from device_sim.mqtt.client import Credentials
-    from device_sim.mqtt.security import SecurityFiles, add_credentials, secure_broker_config
+    from ops.security import SecurityFiles, add_credentials, secure_broker_config
 
     state = tmp_path / "broker"
     config = secure_broker_config(state)

@@ -21,8 +21,8 @@ import pytest
 from ops_fixtures import Collector, close, connect, subscribe
 
 from device_sim.fleet import Fleet, FleetOptions
-from device_sim.mqtt.broker import MosquittoBroker
-from device_sim.mqtt.subscriber import Subscriber
+from ops.broker import MosquittoBroker
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import Collector as Predictions
 from tests.fleet_fixtures import expected_keys, tiny_vibration_bundle, wait_for
 

@@ -17,8 +17,8 @@ import pytest
 from fault_proxy import FaultProxy
 
 from device_sim.fleet import Fleet, FleetOptions
-from device_sim.mqtt.broker import MosquittoBroker
-from device_sim.mqtt.subscriber import Subscriber
+from ops.broker import MosquittoBroker
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import Collector, expected_keys, tiny_vibration_bundle, wait_for
 
 KEEPALIVE_S = 2

@@ -16,8 +16,8 @@ import pytest
 
 from device_sim.fleet import FleetOptions, run_fleet
 from device_sim.mqtt import topics
-from device_sim.mqtt.broker import MosquittoBroker, free_port
-from device_sim.mqtt.subscriber import Subscriber
+from ops.broker import MosquittoBroker, free_port
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import (
     Collector,
     expected_keys,

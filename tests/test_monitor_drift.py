@@ -15,11 +15,11 @@ import paho.mqtt.client as mqtt
 
 from device_sim.bundle import load_bundle, update_bundle
 from device_sim.fleet import FleetOptions, run_fleet
-from device_sim.monitor import MONITORING_KEY, psi, score_reference
-from device_sim.mqtt.broker import MosquittoBroker
-from device_sim.mqtt.subscriber import Subscriber
 from device_sim.sources.vibration import SimSource
 from device_sim.sources.vibration_sim import FaultSchedule
+from ops.broker import MosquittoBroker
+from ops.monitor import MONITORING_KEY, psi, score_reference
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import start_cli, tiny_vibration_bundle, wait_for
 
 HEALTHY = FaultSchedule()  # kind "none": the machine never develops a fault

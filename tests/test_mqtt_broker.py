@@ -7,8 +7,6 @@ import socket
 import pytest
 
 from device_sim.errors import BrokerError, ConfigError
-from device_sim.mqtt import broker as broker_module
-from device_sim.mqtt.broker import MosquittoBroker, port_accepts, start_broker
 from device_sim.mqtt.client import (
     MQTT_V5,
     MQTT_V311,
@@ -16,6 +14,8 @@ from device_sim.mqtt.client import (
     forget_protocol,
     parse_broker_url,
 )
+from ops import broker as broker_module
+from ops.broker import MosquittoBroker, port_accepts, start_broker
 
 
 def test_broker_listens_on_loopback_only_and_survives_kill_and_restart(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from device_sim.mqtt.spool import Spool, SpoolDB
-from device_sim.mqtt.subscriber import SeqTracker
+from ops.subscriber import SeqTracker
 
 
 def _append(spool: Spool, task: str = "kws") -> int:

@@ -40,11 +40,11 @@ from ops_fixtures import (
 
 from device_sim.fleet import Fleet, FleetOptions
 from device_sim.mqtt import topics
-from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.ha_discovery import discovery_messages, removal_messages
 from device_sim.mqtt.payload import encode_event, encode_prediction
 from device_sim.tasks import runtime_for
 from device_sim.tasks.air_quality import decode_outputs
+from ops.broker import MosquittoBroker
 
 REQUIRED = {
     "event": {"state_topic", "event_types"},

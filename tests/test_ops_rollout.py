@@ -15,8 +15,9 @@ from ops_fixtures import Collector, air_quality_bundle, close, connect, subscrib
 from device_sim.bundle import SCHEMA_VERSION, load_bundle, sha256_bytes
 from device_sim.errors import ConfigError
 from device_sim.fleet import Fleet, FleetOptions
-from device_sim.mqtt import rollout
-from device_sim.mqtt.broker import MosquittoBroker
+from device_sim.mqtt import rollout, topics
+from ops import rollout as sender
+from ops.broker import MosquittoBroker
 from tinyfleet.cli import main
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -149,7 +150,7 @@ def test_signed_bundle_is_stored_swapped_between_windows_and_reported_running(fl
 def test_large_bundle_arrives_in_chunks(fleet):
     broker, receiver, device, tmp_path, seen = fleet
     new = _new_bundle(tmp_path)
-    result = rollout.publish_rollout(
+    result = sender.publish_rollout(
         broker.url, new.directory, ["dev-1"], KEY, timeout=20, chunk_bytes=512
     )
     assert result.ok, result.reports
@@ -160,9 +161,13 @@ def test_large_bundle_arrives_in_chunks(fleet):
 def _publish_raw(broker, offer, chunks, rollout_id="deadbeef0001"):
     client, rc = connect(broker.port)
     assert rc == 0
-    infos = [client.publish(rollout.offer_topic("dev-1", rollout_id), json.dumps(offer), qos=1)]
+    infos = [
+        client.publish(topics.rollout_offer_topic("dev-1", rollout_id), json.dumps(offer), qos=1)
+    ]
     for i, chunk in enumerate(chunks):
-        infos.append(client.publish(rollout.chunk_topic("dev-1", rollout_id, i), chunk, qos=1))
+        infos.append(
+            client.publish(topics.rollout_chunk_topic("dev-1", rollout_id, i), chunk, qos=1)
+        )
     for info in infos:
         info.wait_for_publish(5)
     close(client)
@@ -180,7 +185,7 @@ def _wait_report(receiver, n=1, timeout=10.0):
 
 def test_tampered_model_is_refused_and_old_model_keeps_running(fleet):
     broker, receiver, device, tmp_path, seen = fleet
-    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), KEY, 1024)
+    offer, chunks = sender.build_offer(_new_bundle(tmp_path), KEY, 1024)
     flipped = bytearray(chunks[-1])
     flipped[-1] ^= 0x01
     _publish_raw(broker, offer, [*chunks[:-1], bytes(flipped)])
@@ -194,7 +199,7 @@ def test_tampered_model_is_refused_and_old_model_keeps_running(fleet):
 @pytest.mark.parametrize("sender_key", [b"another key of 32 bytes, wrong!!", None])
 def test_wrong_or_missing_signature_is_refused(fleet, sender_key):
     broker, receiver, device, tmp_path, seen = fleet
-    result = rollout.publish_rollout(
+    result = sender.publish_rollout(
         broker.url, _new_bundle(tmp_path).directory, ["dev-1"], sender_key
     )
     report = result.reports["dev-1"]
@@ -210,13 +215,13 @@ def _resigned(offer, manifest: dict) -> dict:
         **offer,
         "manifest": text,
         "manifest_sha256": digest,
-        "signature": rollout.sign(KEY, offer["task"], digest, offer["model_sha256"]),
+        "signature": sender.sign(KEY, offer["task"], digest, offer["model_sha256"]),
     }
 
 
 def test_schema_mismatch_and_wrong_task_are_refused_even_when_signed(fleet):
     broker, receiver, device, tmp_path, seen = fleet
-    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), KEY, 1024)
+    offer, chunks = sender.build_offer(_new_bundle(tmp_path), KEY, 1024)
     manifest = json.loads(offer["manifest"])
     _publish_raw(
         broker, _resigned(offer, {**manifest, "schema_version": SCHEMA_VERSION + 1}), chunks
@@ -239,7 +244,7 @@ def test_schema_mismatch_and_wrong_task_are_refused_even_when_signed(fleet):
 def test_bundle_whose_model_does_not_fit_its_front_end_is_refused(fleet):
     broker, receiver, device, tmp_path, seen = fleet
     wrong = air_quality_bundle(tmp_path / "bad", tiny_model(n_inputs=5), version="bad")
-    result = rollout.publish_rollout(broker.url, wrong.directory, ["dev-1"], KEY, timeout=20)
+    result = sender.publish_rollout(broker.url, wrong.directory, ["dev-1"], KEY, timeout=20)
     report = result.reports["dev-1"]
     assert report["code"] == "bundle_invalid" and "shape" in report["reason"]
     assert receiver.running["air_quality"].version == "v1"
@@ -254,7 +259,7 @@ def test_operator_refuses_to_send_a_corrupted_bundle(tmp_path):
     data[-1] ^= 0xFF
     (copy / "model.tflite").write_bytes(bytes(data))
     with pytest.raises(Exception, match="does not match its bundle"):
-        rollout.publish_rollout("mqtt://127.0.0.1:1", copy, ["dev-1"])
+        sender.publish_rollout("mqtt://127.0.0.1:1", copy, ["dev-1"])
 
 
 def test_unanswered_devices_are_reported_and_exit_status_is_nonzero(fleet, capsys):
@@ -294,10 +299,10 @@ def test_device_refusing_the_swap_leaves_no_new_model_installed(tmp_path):
         lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
         {"air_quality": old},
     )
-    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), None, 1024)
-    receiver.handle(rollout.offer_topic("dev-1", "r1"), json.dumps(offer).encode())
+    offer, chunks = sender.build_offer(_new_bundle(tmp_path), None, 1024)
+    receiver.handle(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())
     for index, chunk in enumerate(chunks):
-        receiver.handle(rollout.chunk_topic("dev-1", "r1", index), chunk)
+        receiver.handle(topics.rollout_chunk_topic("dev-1", "r1", index), chunk)
     assert reports[-1]["state"] == "refused" and reports[-1]["code"] == "swap_failed"
     assert "being stopped" in reports[-1]["reason"]
     assert list((tmp_path / "models" / "air_quality").iterdir()) == []
@@ -323,17 +328,17 @@ def test_redelivered_messages_of_a_decided_rollout_are_ignored(tmp_path):
         lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
         {"air_quality": old},
     )
-    offer, chunks = rollout.build_offer(_new_bundle(tmp_path), None, 512)
-    messages = [(rollout.offer_topic("dev-1", "r1"), json.dumps(offer).encode())]
-    messages += [(rollout.chunk_topic("dev-1", "r1", i), c) for i, c in enumerate(chunks)]
+    offer, chunks = sender.build_offer(_new_bundle(tmp_path), None, 512)
+    messages = [(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())]
+    messages += [(topics.rollout_chunk_topic("dev-1", "r1", i), c) for i, c in enumerate(chunks)]
     for topic, payload in messages + messages[:1] + messages[::-1]:
         receiver.handle(topic, payload)
     assert [r["state"] for r in reports] == ["accepted"] and device.swaps == ["v2"]
 
     bad = {**offer, "protocol": "something else"}
-    receiver.handle(rollout.offer_topic("dev-1", "r2"), json.dumps(bad).encode())
+    receiver.handle(topics.rollout_offer_topic("dev-1", "r2"), json.dumps(bad).encode())
     for index, chunk in enumerate(chunks):  # chunks of the refused rollout arrive afterwards
-        receiver.handle(rollout.chunk_topic("dev-1", "r2", index), chunk)
+        receiver.handle(topics.rollout_chunk_topic("dev-1", "r2", index), chunk)
     assert [r["state"] for r in reports] == ["accepted", "refused"]
     assert reports[-1]["code"] == "protocol"
 
@@ -362,7 +367,7 @@ def test_device_offline_during_rollout_applies_it_when_it_reconnects(tmp_path, m
         first = Fleet(options, source, tmp_path / "models")  # subscribes, then goes away
         first.run()
         first.close()
-        result = rollout.publish_rollout(
+        result = sender.publish_rollout(
             broker.url, _new_bundle(tmp_path).directory, ["dev-1"], KEY, timeout=1
         )
         assert result.reports["dev-1"]["state"] == "no_answer"
@@ -374,7 +379,7 @@ def test_device_offline_during_rollout_applies_it_when_it_reconnects(tmp_path, m
         assert second.devices[0].pipelines["air_quality"].bundle.version == "v2"
         seen = Collector()
         late, rc = connect(broker.port, collector=seen)
-        subscribe(late, rollout.state_topic("dev-1"))
+        subscribe(late, topics.rollout_state_topic("dev-1"))
         assert seen.wait_for(lambda m: len(m) >= 1)
         report = json.loads(seen.messages[-1][1])
         assert report["rollout_id"] == result.rollout_id and report["state"] == "accepted"

@@ -14,7 +14,8 @@ from ops_fixtures import air_quality_bundle, aq_targets, close, connect, tiny_mo
 from test_ops_rollout import KEY, AcceptingDevice, _publish_raw, _still_runs, _wait_report
 
 from device_sim.bundle import load_bundle, save_manifest
-from device_sim.mqtt import rollout
+from device_sim.mqtt import rollout, topics
+from ops import rollout as sender
 from tests.fleet_fixtures import wait_for
 
 fleet = test_ops_rollout.fleet  # mosquitto + the device runtime running air_quality v1
@@ -24,14 +25,14 @@ def test_reinstalling_same_model_bytes_installs_the_newly_signed_manifest(fleet)
     """Row 8: same model.tflite, new bundle.json (a recalibrated head) — the new manifest runs."""
     broker, receiver, device, tmp_path, seen = fleet
     first = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
-    assert rollout.publish_rollout(broker.url, first.directory, ["dev-1"], KEY, timeout=20).ok
+    assert sender.publish_rollout(broker.url, first.directory, ["dev-1"], KEY, timeout=20).ok
     recalibrated = air_quality_bundle(tmp_path / "v2b", tiny_model(seed=1), version="v2")
     targets = aq_targets()
     targets[0]["mean"] = 7.5  # the operator fixed the CO decoding, model bytes unchanged
     recalibrated.head = {**recalibrated.head, "targets": targets}
     save_manifest(recalibrated)
     assert recalibrated.model_sha256 == first.model_sha256
-    result = rollout.publish_rollout(broker.url, recalibrated.directory, ["dev-1"], KEY, timeout=20)
+    result = sender.publish_rollout(broker.url, recalibrated.directory, ["dev-1"], KEY, timeout=20)
     report = result.reports["dev-1"]
     assert report["state"] in ("accepted", "running"), report
     running = receiver.running["air_quality"]
@@ -48,13 +49,13 @@ def test_reserved_version_name_is_refused_and_the_device_keeps_its_model(fleet):
     """Row 9: a bundle whose version is ``current`` must not become the ``current`` folder."""
     broker, receiver, device, tmp_path, seen = fleet
     bad = air_quality_bundle(tmp_path / "cur", tiny_model(seed=1), version="current")
-    result = rollout.publish_rollout(broker.url, bad.directory, ["dev-1"], KEY, timeout=10)
+    result = sender.publish_rollout(broker.url, bad.directory, ["dev-1"], KEY, timeout=10)
     report = result.reports["dev-1"]
     assert report["state"] == "refused" and report["code"] == "version_invalid", report
     _still_runs(seen, "v1")
     # rollouts keep working afterwards
     good = air_quality_bundle(tmp_path / "v3", tiny_model(seed=1), version="v3")
-    assert rollout.publish_rollout(broker.url, good.directory, ["dev-1"], KEY, timeout=20).ok
+    assert sender.publish_rollout(broker.url, good.directory, ["dev-1"], KEY, timeout=20).ok
     assert rollout.current_bundle_dir(tmp_path / "models", "air_quality").name == "v3"
 
 
@@ -62,7 +63,7 @@ def test_non_ascii_signature_is_reported_as_invalid(fleet):
     """Row 9: a signature that is not ASCII raised TypeError in compare_digest: no report."""
     broker, receiver, device, tmp_path, seen = fleet
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
-    offer, chunks = rollout.build_offer(new, KEY, 1024)
+    offer, chunks = sender.build_offer(new, KEY, 1024)
     _publish_raw(broker, {**offer, "signature": "é" * 64}, chunks)
     report = _wait_report(receiver)
     assert report["state"] == "refused" and report["code"] == "signature_invalid", report
@@ -88,10 +89,10 @@ def test_any_exception_in_the_rollout_path_becomes_a_refusal_report(tmp_path):
         {"air_quality": old},
     )
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
-    offer, chunks = rollout.build_offer(new, None, 1024)
-    receiver.handle(rollout.offer_topic("dev-1", "r1"), json.dumps(offer).encode())
+    offer, chunks = sender.build_offer(new, None, 1024)
+    receiver.handle(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())
     for index, chunk in enumerate(chunks):
-        receiver.handle(rollout.chunk_topic("dev-1", "r1", index), chunk)
+        receiver.handle(topics.rollout_chunk_topic("dev-1", "r1", index), chunk)
     assert reports and reports[-1]["state"] == "refused", reports
     assert reports[-1]["code"] == "internal_error"
     assert "arena exhausted" in reports[-1]["reason"]
@@ -119,7 +120,7 @@ def test_zero_byte_chunks_are_refused_at_once_over_mosquitto(fleet):
     client, rc = connect(broker.port)
     assert rc == 0
     for index in range(3):  # chunks only, no offer: nothing a valid rollout ever sends
-        topic = rollout.chunk_topic("dev-1", "emptychunks1", index)
+        topic = topics.rollout_chunk_topic("dev-1", "emptychunks1", index)
         client.publish(topic, b"", qos=1).wait_for_publish(5)
     close(client)
     assert wait_for(lambda: any(r["rollout_id"] == "emptychunks1" for r in receiver.reports))
@@ -134,7 +135,7 @@ def test_tiny_chunks_count_toward_the_size_limit(tmp_path):
     receiver, reports = _bare_receiver(tmp_path, max_bundle_bytes=4096)
     refused_at = None
     for index in range(200):
-        receiver.handle(rollout.chunk_topic("dev-1", "tiny", index), b"x")
+        receiver.handle(topics.rollout_chunk_topic("dev-1", "tiny", index), b"x")
         if reports and refused_at is None:
             refused_at = index
     # 4096 bytes hold at most 16 chunks of the sender's minimum size (256 bytes)
@@ -146,9 +147,9 @@ def test_tiny_chunks_count_toward_the_size_limit(tmp_path):
 def test_chunk_index_beyond_the_offer_is_refused(tmp_path):
     receiver, reports = _bare_receiver(tmp_path)
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
-    offer, chunks = rollout.build_offer(new, None, 1024)
-    receiver.handle(rollout.offer_topic("dev-1", "r1"), json.dumps(offer).encode())
-    receiver.handle(rollout.chunk_topic("dev-1", "r1", offer["chunks"] + 5), chunks[0])
+    offer, chunks = sender.build_offer(new, None, 1024)
+    receiver.handle(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())
+    receiver.handle(topics.rollout_chunk_topic("dev-1", "r1", offer["chunks"] + 5), chunks[0])
     assert reports and reports[-1]["code"] == "chunk_invalid"
     assert receiver.pending_bytes == 0
 
@@ -159,10 +160,10 @@ def test_a_rollout_whose_chunks_stop_arriving_expires(tmp_path, monkeypatch):
     monkeypatch.setattr(rollout.time, "monotonic", lambda: clock[0])
     receiver, reports = _bare_receiver(tmp_path)
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
-    offer, chunks = rollout.build_offer(new, None, 512)
+    offer, chunks = sender.build_offer(new, None, 512)
     assert len(chunks) > 1
-    receiver.handle(rollout.offer_topic("dev-1", "slow"), json.dumps(offer).encode())
-    receiver.handle(rollout.chunk_topic("dev-1", "slow", 0), chunks[0])
+    receiver.handle(topics.rollout_offer_topic("dev-1", "slow"), json.dumps(offer).encode())
+    receiver.handle(topics.rollout_chunk_topic("dev-1", "slow", 0), chunks[0])
     assert receiver.pending_bytes > 0 and not reports
     clock[0] += rollout.PENDING_TIMEOUT_S + 1
     receiver.expire()

@@ -16,12 +16,13 @@ from ops_fixtures import Collector, air_quality_bundle, close, connect, subscrib
 from test_ops_rollout import AcceptingDevice, _still_runs, _wait_report, device_with_rollout
 
 from device_sim.errors import ConfigError
-from device_sim.mqtt import rollout
+from device_sim.mqtt import rollout, topics
 from device_sim.mqtt.rollout_keys import (
     generate_key_pair,
     load_signing_key,
     load_verify_keys,
 )
+from ops import rollout as sender
 from tests.fleet_fixtures import wait_for
 from tinyfleet.cli import main
 
@@ -50,11 +51,11 @@ def test_replayed_older_signed_bundle_is_refused_and_a_signed_downgrade_is_not(
     attacker, rc = connect(broker.port, collector=spy)
     subscribe(attacker, "tinyfleet/dev-1/rollout/+/#")
     v2 = _bundle(tmp_path, "v2", base + 1)
-    assert rollout.publish_rollout(broker.url, v2.directory, ["dev-1"], key, timeout=20).ok
+    assert sender.publish_rollout(broker.url, v2.directory, ["dev-1"], key, timeout=20).ok
     captured = list(spy.messages)
     assert any(topic.endswith("/offer") for topic, _, _ in captured)
     v3 = _bundle(tmp_path, "v3", base + 2, seed=2)
-    assert rollout.publish_rollout(broker.url, v3.directory, ["dev-1"], key, timeout=20).ok
+    assert sender.publish_rollout(broker.url, v3.directory, ["dev-1"], key, timeout=20).ok
 
     before = len(receiver.reports)
     for topic, payload, _ in captured:  # replayed byte for byte, under a fresh rollout id
@@ -92,18 +93,16 @@ def test_device_accepts_only_the_operators_ed25519_signature(ed25519_fleet):
     base = receiver.running["air_quality"].release
     new = _bundle(tmp_path, "v2", base + 1)
     shared = b"0123456789abcdef0123456789abcdef"  # the old scheme: refused by this device
-    report = rollout.publish_rollout(broker.url, new.directory, ["dev-1"], shared).reports["dev-1"]
+    report = sender.publish_rollout(broker.url, new.directory, ["dev-1"], shared).reports["dev-1"]
     assert report["code"] == "signature_invalid" and "ed25519" in report["reason"]
     generate_key_pair(tmp_path / "other.key", tmp_path / "other.pub")
     stranger = load_signing_key(tmp_path / "other.key")
-    report = rollout.publish_rollout(broker.url, new.directory, ["dev-1"], stranger).reports[
-        "dev-1"
-    ]
+    report = sender.publish_rollout(broker.url, new.directory, ["dev-1"], stranger).reports["dev-1"]
     assert report["code"] == "signature_invalid" and "does not trust" in report["reason"]
-    report = rollout.publish_rollout(broker.url, new.directory, ["dev-1"], None).reports["dev-1"]
+    report = sender.publish_rollout(broker.url, new.directory, ["dev-1"], None).reports["dev-1"]
     assert report["code"] == "signature_missing"
     _still_runs(seen, "v1")
-    result = rollout.publish_rollout(broker.url, new.directory, ["dev-1"], key, timeout=20)
+    result = sender.publish_rollout(broker.url, new.directory, ["dev-1"], key, timeout=20)
     assert result.ok and result.reports["dev-1"]["key_id"] == key.key_id
 
 
@@ -122,9 +121,9 @@ def _receiver(tmp_path, key, release=100):
 
 
 def _deliver(receiver, rollout_id, offer, chunks) -> None:
-    receiver.handle(rollout.offer_topic("dev-1", rollout_id), json.dumps(offer).encode())
+    receiver.handle(topics.rollout_offer_topic("dev-1", rollout_id), json.dumps(offer).encode())
     for index, chunk in enumerate(chunks):
-        receiver.handle(rollout.chunk_topic("dev-1", rollout_id, index), chunk)
+        receiver.handle(topics.rollout_chunk_topic("dev-1", rollout_id, index), chunk)
 
 
 def test_key_rotation_and_revocation_by_editing_the_devices_key_file(tmp_path):
@@ -136,14 +135,12 @@ def test_key_rotation_and_revocation_by_editing_the_devices_key_file(tmp_path):
     receiver, reports = _receiver(tmp_path, load_verify_keys(both))
     for number, name in enumerate(("old", "new"), start=1):
         bundle = _bundle(tmp_path, f"r{number}", 100 + number)
-        offer, chunks = rollout.build_offer(
-            bundle, load_signing_key(tmp_path / f"{name}.key"), 1024
-        )
+        offer, chunks = sender.build_offer(bundle, load_signing_key(tmp_path / f"{name}.key"), 1024)
         _deliver(receiver, f"rot{number}", offer, chunks)
         assert reports[-1]["state"] == "accepted", reports[-1]
     # the old key is revoked: the device's file now holds only the new public key
     revoked, reports = _receiver(tmp_path / "later", load_verify_keys(tmp_path / "new.pub"))
-    offer, chunks = rollout.build_offer(
+    offer, chunks = sender.build_offer(
         _bundle(tmp_path, "r3", 200), load_signing_key(tmp_path / "old.key"), 1024
     )
     _deliver(revoked, "rot3", offer, chunks)
@@ -155,18 +152,18 @@ def test_downgrade_permission_is_bound_to_one_device_and_expires(tmp_path, monke
     key = load_signing_key(tmp_path / "ops.key")
     receiver, reports = _receiver(tmp_path, load_verify_keys(tmp_path / "ops.pub"), release=500)
     older = _bundle(tmp_path, "old", 400)
-    offer, chunks = rollout.build_offer(older, key, 1024, downgrade_device="dev-2")
+    offer, chunks = sender.build_offer(older, key, 1024, downgrade_device="dev-2")
     _deliver(receiver, "other-device", offer, chunks)
     assert reports[-1]["code"] == "rollback" and "another device" in reports[-1]["reason"]
     forged = {**offer, "downgrade": {**offer["downgrade"], "device": "dev-1"}}
     _deliver(receiver, "forged", forged, chunks)  # the permission is signed: editing it fails
     assert reports[-1]["code"] == "signature_invalid"
-    offer, chunks = rollout.build_offer(
+    offer, chunks = sender.build_offer(
         older, key, 1024, downgrade_device="dev-1", downgrade_valid_s=-1
     )
     _deliver(receiver, "expired", offer, chunks)
     assert reports[-1]["code"] == "rollback" and "expired" in reports[-1]["reason"]
-    offer, chunks = rollout.build_offer(older, key, 1024, downgrade_device="dev-1")
+    offer, chunks = sender.build_offer(older, key, 1024, downgrade_device="dev-1")
     _deliver(receiver, "granted", offer, chunks)
     assert reports[-1]["state"] == "accepted" and reports[-1]["release"] == 400
 

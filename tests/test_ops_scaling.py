@@ -11,9 +11,10 @@ import paho.mqtt.client as mqtt
 from ops_fixtures import Collector, air_quality_bundle, close, connect, subscribe, tiny_model
 
 from device_sim.fleet import Fleet, FleetOptions
-from device_sim.mqtt import security, topics
-from device_sim.mqtt.broker import MosquittoBroker
+from device_sim.mqtt import topics
 from device_sim.mqtt.payload import parse_prediction
+from ops import security
+from ops.broker import MosquittoBroker
 
 DEVICES = 4
 

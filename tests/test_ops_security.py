@@ -13,8 +13,8 @@ import pytest
 from ops_fixtures import Collector, close, connect, subscribe
 
 from device_sim.errors import ConfigError
-from device_sim.mqtt import security
-from device_sim.mqtt.broker import MosquittoBroker
+from ops import security
+from ops.broker import MosquittoBroker
 from tinyfleet.cli import main
 
 # paho 2.x reports 3.1.1 CONNACK codes as MQTT v5 reason codes

@@ -20,12 +20,13 @@ import pytest
 from ops_fixtures import Collector, close, connect, subscribe
 
 from device_sim.errors import BundleError, ConfigError
-from device_sim.mqtt import security, topics
-from device_sim.mqtt.broker import MosquittoBroker, mosquitto_binary
+from device_sim.mqtt import topics
 from device_sim.mqtt.client import Credentials
 from device_sim.mqtt.payload import PayloadError, encode_prediction, parse_prediction
-from device_sim.mqtt.store import PredictionStore
-from device_sim.mqtt.subscriber import Subscriber
+from ops import security
+from ops.broker import MosquittoBroker, mosquitto_binary
+from ops.store import PredictionStore
+from ops.subscriber import Subscriber
 from tinyfleet.cli import main
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="needs mosquitto")

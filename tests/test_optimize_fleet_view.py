@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from optimize_fixtures import devtools_page, png_is_not_blank
 
-from device_sim.mqtt.broker import MosquittoBroker, mosquitto_binary
+from ops.broker import MosquittoBroker, mosquitto_binary
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="needs mosquitto")
 
@@ -51,7 +51,7 @@ def publisher():
 
 
 def test_fleet_view_page_shows_live_predictions_and_alarm_events(publisher, tmp_path):
-    from device_sim.fleet_view import FleetView
+    from ops.fleet_view import FleetView
 
     broker, client = publisher
     client.publish("tinyfleet/press-7/status", b"online", qos=1, retain=True).wait_for_publish()
@@ -106,7 +106,7 @@ def test_fleet_view_page_shows_live_predictions_and_alarm_events(publisher, tmp_
 
 
 def test_fleet_view_writes_device_text_as_text_not_markup(publisher):
-    from device_sim.fleet_view import FleetView
+    from ops.fleet_view import FleetView
 
     broker, client = publisher
     hostile = '<img src=x onerror="document.body.dataset.owned=1">'
@@ -123,7 +123,7 @@ def test_fleet_view_writes_device_text_as_text_not_markup(publisher):
 
 
 def test_fleet_snapshot_file_holds_the_last_prediction_escaped(tmp_path):
-    from device_sim.fleet_view import FleetState, write_fleet_html
+    from ops.fleet_view import FleetState, write_fleet_html
 
     state = FleetState()
     state.update("tinyfleet/press-7/status", b"online")
@@ -143,7 +143,7 @@ def test_fleet_snapshot_file_holds_the_last_prediction_escaped(tmp_path):
 
 def test_fleet_view_survives_messages_of_any_json_shape(publisher):
     """Issue #20 row 6: one retained hostile message must not freeze the page for every device."""
-    from device_sim.fleet_view import FleetView
+    from ops.fleet_view import FleetView
 
     broker, client = publisher
     hostile = {

@@ -12,9 +12,9 @@ from contextlib import redirect_stdout
 import pytest
 
 from device_sim.fleet import FleetOptions, run_fleet
-from device_sim.mqtt.broker import MosquittoBroker
 from device_sim.mqtt.payload import receive_prediction
-from device_sim.mqtt.subscriber import Subscriber
+from ops.broker import MosquittoBroker
+from ops.subscriber import Subscriber
 from tests.fleet_fixtures import Collector, expected_keys, tiny_vibration_bundle, wait_for
 from tests.postgres_fixtures import PostgresServer
 
@@ -62,7 +62,7 @@ def _database(postgres: PostgresServer, name: str) -> str:
 def test_postgres_store_drops_duplicates_and_keeps_batches_across_a_database_crash(postgres):
     import psycopg
 
-    from device_sim.mqtt.store_postgres import PostgresPredictionStore, open_store
+    from ops.store_postgres import PostgresPredictionStore, open_store
 
     url = _database(postgres, "dedup")
     store = open_store(url, commit_every=50)
@@ -104,7 +104,7 @@ def test_postgres_store_drops_duplicates_and_keeps_batches_across_a_database_cra
 
 
 def test_subscribe_cli_stores_into_postgres(postgres, bundle, tmp_path):
-    from device_sim.mqtt.store_postgres import open_store
+    from ops.store_postgres import open_store
     from tinyfleet.cli import main
 
     url = _database(postgres, "cli")
@@ -144,7 +144,7 @@ def test_subscribe_cli_stores_into_postgres(postgres, bundle, tmp_path):
 def test_broker_killed_and_restarted_loses_no_prediction_on_the_way_into_postgres(
     postgres, bundle, tmp_path
 ):
-    from device_sim.mqtt.store_postgres import open_store
+    from ops.store_postgres import open_store
 
     url = _database(postgres, "reliable")
     with MosquittoBroker(tmp_path / "broker", persistence=True) as broker:

@@ -106,8 +106,8 @@ def write_reports(bundles: Sequence[Bundle]) -> dict[str, str]:
 def run_fleet_with_subscriber(bundles: Sequence[Bundle], options: DemoOptions) -> dict[str, Any]:
     """A real mosquitto on a free loopback port, the devices, and a subscriber counting arrivals."""
     from device_sim.fleet import FleetOptions, run_fleet
-    from device_sim.mqtt.broker import start_broker
-    from device_sim.mqtt.subscriber import Subscriber
+    from ops.broker import start_broker
+    from ops.subscriber import Subscriber
 
     state = options.out / "demo-state"
     broker = start_broker(state / "broker")

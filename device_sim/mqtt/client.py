@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from device_sim.errors import BrokerError, ConfigError
+from device_sim.mqtt import topics
 
 log = logging.getLogger(__name__)
 
@@ -385,10 +386,7 @@ class Connection:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         for topic_filter, (_, callback) in self._subscriptions.items():
-            plain = topic_filter
-            if plain.startswith("$share/"):
-                plain = plain.split("/", 2)[2]
-            if _topic_matches(plain, message.topic):
+            if _topic_matches(topics.unshared(topic_filter), message.topic):
                 try:
                     callback(message)
                 except Exception:  # one bad handler must not take the network loop down

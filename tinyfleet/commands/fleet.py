@@ -102,7 +102,7 @@ def _device_passwords(args: argparse.Namespace) -> dict[str, str] | None:
     """``--credentials FILE``: each device logs in as its id with its own password."""
     if getattr(args, "credentials", None) is None:
         return None
-    from device_sim.mqtt.security import load_passwords
+    from device_sim.mqtt.credentials import load_passwords
 
     if args.username or args.password:
         raise ConfigError(
@@ -113,12 +113,12 @@ def _device_passwords(args: argparse.Namespace) -> dict[str, str] | None:
 
 # -- broker -------------------------------------------------------------------------------------
 def run_broker(args: argparse.Namespace) -> int:
-    from device_sim.mqtt.broker import MosquittoBroker, mosquitto_binary, start_broker
+    from ops.broker import MosquittoBroker, mosquitto_binary, start_broker
 
     state_dir = args.state_dir.resolve()
     extra: list[str] = []
     if args.secure:
-        from device_sim.mqtt.security import secure_broker_config
+        from ops.security import secure_broker_config
 
         extra = secure_broker_config(state_dir)
     if mosquitto_binary():
@@ -355,8 +355,8 @@ def _table(subscriber, started: float) -> str:
 
 
 def run_subscribe(args: argparse.Namespace) -> int:
-    from device_sim.mqtt.store_postgres import open_store
-    from device_sim.mqtt.subscriber import Subscriber
+    from ops.store_postgres import open_store
+    from ops.subscriber import Subscriber
 
     def print_line(prediction, payload: bytes, received_ms: int) -> None:
         text = payload.decode()

@@ -1,7 +1,7 @@
 """``tinyfleet monitor``: watch deployed models for drift and silence; publish health events.
 
 Needs no TensorFlow: it reads predictions like ``subscribe`` and, once per bundle without a recorded
-reference, scores the bundle's held-out windows with its int8 model (device_sim.monitor).
+reference, scores the bundle's held-out windows with its int8 model (ops.monitor).
 """
 
 from __future__ import annotations
@@ -22,16 +22,10 @@ from tinyfleet.output import add_json_flag
 log = logging.getLogger(__name__)
 
 
-def health_topic(device: str, task: str) -> str:
-    from device_sim.mqtt import topics
-
-    return f"{topics.PREFIX}/{device}/{task}/health"
-
-
 def reference_for(bundle_dir: Path) -> tuple[str, dict[str, Any]]:
     """(task, reference statistics) recorded in the bundle, computed and recorded if missing."""
     from device_sim.bundle import update_bundle
-    from device_sim.monitor import MONITORING_KEY, vibration_reference
+    from ops.monitor import MONITORING_KEY, vibration_reference
 
     bundle = load_bundle(bundle_dir)
     recorded = (bundle.extra or {}).get(MONITORING_KEY)
@@ -62,7 +56,7 @@ class HealthPublisher:
     ``tinyfleet subscribe --monitor BUNDLE``)."""
 
     def __init__(self, bundle_dirs, window: int, silence_s: float, as_json: bool) -> None:
-        from device_sim.monitor import HealthMonitor
+        from ops.monitor import HealthMonitor
 
         references = dict(reference_for(path) for path in bundle_dirs or [])
         self.monitor = HealthMonitor(references, window=window, silence_s=silence_s)
@@ -71,10 +65,15 @@ class HealthPublisher:
         self.subscriber: Any = None
 
     def publish(self, event) -> None:
+        from device_sim.mqtt import topics
+
         payload = event.payload()
         self.events.append(payload)
         self.subscriber.connection.publish(
-            health_topic(event.device, event.task), json.dumps(payload).encode(), 1, True
+            topics.task_health_topic(event.device, event.task),
+            json.dumps(payload).encode(),
+            1,
+            True,
         )
         if self.as_json:
             sys.stdout.write(json.dumps({"health": payload}) + "\n")
@@ -94,7 +93,7 @@ class HealthPublisher:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    from device_sim.mqtt.subscriber import Subscriber
+    from ops.subscriber import Subscriber
 
     health = HealthPublisher(args.bundle, args.window, args.silence, args.json)
     subscriber = Subscriber(

@@ -114,7 +114,7 @@ def _host_port(text: str) -> tuple[str, int]:
 def run_fleet_view(args: argparse.Namespace) -> int:
     import time
 
-    from device_sim.fleet_view import FleetView
+    from ops.fleet_view import FleetView
 
     host, port = args.broker
     with FleetView(host, port, port=args.port) as view:

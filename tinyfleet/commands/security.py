@@ -19,7 +19,7 @@ DEFAULT_STATE_DIR = Path(".tinyfleet-broker")  # as `tinyfleet broker --state-di
 
 
 def run_credentials_add(args: argparse.Namespace) -> int:
-    from device_sim.mqtt import security
+    from ops import security
 
     state_dir = Path(args.state_dir).resolve()
     security.ensure_tls(state_dir)  # so the CA printed below exists before the broker first runs
@@ -47,7 +47,7 @@ def run_credentials_add(args: argparse.Namespace) -> int:
 
 
 def run_credentials_remove(args: argparse.Namespace) -> int:
-    from device_sim.mqtt import security
+    from ops import security
 
     if not security.remove_credentials(args.state_dir, args.name):
         raise ConfigError(f"there is no user {args.name!r} in {args.state_dir}")
@@ -56,7 +56,7 @@ def run_credentials_remove(args: argparse.Namespace) -> int:
 
 
 def run_credentials_list(args: argparse.Namespace) -> int:
-    from device_sim.mqtt import security
+    from ops import security
 
     users = security.load_users(args.state_dir)
     result = {name: users[name]["role"] for name in sorted(users)}
@@ -73,8 +73,8 @@ def _devices(text: str) -> list[str]:
 
 def run_rollout(args: argparse.Namespace) -> int:
     from device_sim.mqtt.client import Credentials
-    from device_sim.mqtt.rollout import publish_rollout
     from device_sim.mqtt.rollout_keys import load_signing_key
+    from ops.rollout import publish_rollout
     from tinyfleet.commands.fleet import mqtt_password
 
     key = load_signing_key(args.key) if args.key else None

@@ -19,13 +19,13 @@ a file instead (``tinyfleet subscribe --html PATH``).
 
 from __future__ import annotations
 
-from device_sim.fleet_view.live import (
+from ops.fleet_view.live import (
     STATIC_DIR,
     FleetView,
     fleet_view_url,
     websockets_listener_config,
 )
-from device_sim.fleet_view.snapshot import FleetState, write_fleet_html
+from ops.fleet_view.snapshot import FleetState, write_fleet_html
 
 __all__ = [
     "STATIC_DIR",

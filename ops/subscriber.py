@@ -2,7 +2,7 @@
 
 * :class:`Subscriber` — what ``tinyfleet subscribe`` runs: per-device statistics (rate, last
   label, latency = receipt − window end, gaps and duplicates found by ``seq``), optional SQLite
-  storage (:class:`~device_sim.mqtt.store.PredictionStore`), MQTT v5 shared subscriptions
+  storage (:class:`~ops.store.PredictionStore`), MQTT v5 shared subscriptions
   (``$share/GROUP/...``) so several subscriber processes split one fleet's load.
 * :func:`iter_predictions` — the small API for users' scripts::
 
@@ -35,7 +35,7 @@ from device_sim.errors import ConfigError
 from device_sim.mqtt import topics
 from device_sim.mqtt.client import Connection, Credentials, NetworkLoop, parse_broker_url
 from device_sim.mqtt.payload import IdentityError, PayloadError, Prediction, receive_prediction
-from device_sim.mqtt.store import PredictionStore
+from ops.store import PredictionStore
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ twin for fleets whose predictions feed dashboards (Grafana), notebooks and other
 
 Why PostgreSQL next to SQLite: several subscribers on several hosts can write one database, and
 dashboards query it over the network while it fills. The interface is the one of
-:class:`device_sim.mqtt.store.PredictionStore` (``add``/``commit``/``keys``/``count``/``close``), so
+:class:`ops.store.PredictionStore` (``add``/``commit``/``keys``/``count``/``close``), so
 the subscriber does not know which one it writes to; :func:`open_store` picks by URL.
 
 How rows get in: ``add`` only queues a row; a batch (``commit_every`` rows or ``commit_interval_s``)
@@ -74,7 +74,7 @@ def open_store(target: str | Path, **options: Any) -> Any:
     """A prediction store for ``target``: a ``postgresql://`` URL or an SQLite file path."""
     if is_postgres_url(target):
         return PostgresPredictionStore(str(target), **options)
-    from device_sim.mqtt.store import PredictionStore
+    from ops.store import PredictionStore
 
     return PredictionStore(target, **options)
 

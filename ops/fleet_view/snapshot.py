@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from device_sim.atomic import atomic_write
+from device_sim.mqtt import topics
 
 MAX_EVENTS = 50
 _ENVELOPE = {
@@ -43,16 +44,18 @@ class FleetState:
 
     def update(self, topic: str, payload: bytes) -> None:
         """Fold one message in; payloads that are not tinyfleet JSON are ignored, not fatal."""
-        parts = topic.split("/")
-        if not parts or parts[0] != "tinyfleet":
+        if not topic.startswith(f"{topics.PREFIX}/"):
             return
         self.messages += 1
-        if len(parts) == 3 and parts[2] == "status":
-            self.status[parts[1]] = payload.decode("utf-8", "replace").strip() or "unknown"
+        parsed = topics.parse_topic(topic)
+        if parsed is None:
             return
-        if len(parts) != 4:
+        device, task, kind = parsed.device, parsed.task, parsed.kind
+        if kind == "status":
+            self.status[device] = payload.decode("utf-8", "replace").strip() or "unknown"
             return
-        _, device, task, kind = parts
+        if task is None:
+            return
         try:
             message = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -10,7 +10,8 @@ import logging
 from pathlib import Path
 
 from device_sim.errors import BrokerError
-from device_sim.mqtt.broker import HOST, MosquittoBroker, free_port, mosquitto_binary
+from device_sim.mqtt import topics
+from ops.broker import HOST, MosquittoBroker, free_port, mosquitto_binary
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _bridge_config(broker_host: str, broker_port: int) -> list[str]:
     return [
         "connection tinyfleet-fleet-view",
         f"address {broker_host}:{broker_port}",
-        "topic tinyfleet/# in 1",
+        f"topic {topics.ALL_TOPICS} in 1",
         "cleansession true",
         "bridge_protocol_version mqttv311",
         "try_private false",
