@@ -141,3 +141,25 @@ def test_mic_is_refused_for_a_bundle_that_does_not_take_audio(
     )
     assert status == 2
     assert "--mic feeds audio" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["kws", "vibration", "air_quality"])
+def test_a_file_source_without_a_path_names_the_flag_that_exists(task: str, tmp_path: Path) -> None:
+    """The flag is ``--path`` (``tinyfleet device``); the air_quality message once said ``--input``."""
+    from device_sim.errors import ConfigError
+    from device_sim.sources import open_source
+
+    spec = QuantizedTensor((1, 12), "int8", 1 / 256, -128)
+    bundle = Bundle(
+        directory=tmp_path,
+        task=task,
+        name=f"{task}-test",
+        version="1",
+        input=spec,
+        output=spec,
+        feature_config={"sample_rate": 100, "axes": 3},
+        head={},
+    )
+    with pytest.raises(ConfigError) as refused:
+        open_source(bundle, "file")
+    assert "--path" in str(refused.value) and "--input" not in str(refused.value)

@@ -170,7 +170,7 @@ def open_source(
         return SimulatedSource(bundle, seed, realtime)
     if kind == "file":
         if path is None:
-            raise ConfigError("the air_quality file source needs a CSV path (--input FILE.csv)")
+            raise ConfigError("the air_quality file source needs a CSV path (--path FILE.csv)")
         return FileSource(bundle, Path(path), realtime)
     if kind == "stdin":
         return StdinSource(bundle, stream if stream is not None else sys.stdin, realtime)

@@ -13,8 +13,8 @@ Two ways to get it:
 * :class:`FleetView` — a separate, small mosquitto that bridges ``tinyfleet/#`` *in* from any
   existing broker and serves the page (``tinyfleet fleet-view --broker HOST:PORT``).
 
-:class:`FleetState` + :func:`write_fleet_html` render a static snapshot for subscribers that write
-a file instead (``tinyfleet subscribe --html PATH``).
+:class:`FleetState` + :func:`write_fleet_html` render a static snapshot for programs that write
+a file instead (a Python API only: no CLI command writes it; the CLI's page is ``fleet-view``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A static HTML snapshot of the fleet, for subscribers that write a file (``subscribe --html``).
+"""A static HTML snapshot of the fleet, for programs that write a file (Python API, no CLI flag).
 
 Feed every received message to :meth:`FleetState.update` (topic + raw payload) and call
 :func:`write_fleet_html` whenever the file should be refreshed; the page reloads itself every
