@@ -53,7 +53,7 @@ from device_sim.bundle import (
     load_bundle,
     sha256_bytes,
 )
-from device_sim.errors import BundleError, ConfigError, TinyfleetError
+from device_sim.errors import BundleError, TinyfleetError
 from device_sim.mqtt import topics
 from device_sim.mqtt.rollout_keys import (
     HMAC_ALG,
@@ -65,9 +65,7 @@ from device_sim.mqtt.rollout_keys import (
 log = logging.getLogger(__name__)
 
 PROTOCOL = "tinyfleet-rollout/1"
-SIGNATURE_ALG = HMAC_ALG  # of a shared key given as bytes
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024  # a micromodel is KBs; anything near this is a mistake
-MIN_KEY_BYTES = 16
 CURRENT_LINK = "current"
 MAX_PENDING = 4  # rollouts being received at once; the oldest incomplete one is dropped
 MIN_CHUNK_BYTES = 256  # the sender's smallest chunk; smaller chunks are charged as this many bytes
@@ -83,25 +81,6 @@ class SwappableDevice(Protocol):
     """What the receiver needs from the device runtime (``device_sim/device.py``)."""
 
     def request_model_swap(self, task: str, bundle: Bundle) -> Any: ...
-
-
-def load_key(path: str | Path) -> bytes:
-    """The shared HMAC key from a file (its bytes, trailing whitespace removed).
-
-    Make one with ``head -c 32 /dev/urandom | base64 > rollout.key``; the operator and the devices
-    read the same file the same way.
-    """
-    path = Path(path)
-    try:
-        key = path.read_bytes().rstrip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the rollout key {path}: {exc}") from exc
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(
-            f"the rollout key {path} holds {len(key)} bytes; use at least {MIN_KEY_BYTES} random "
-            "bytes: head -c 32 /dev/urandom | base64 > rollout.key"
-        )
-    return key
 
 
 def signed_text(
