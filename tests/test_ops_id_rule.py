@@ -8,8 +8,6 @@ device that can publish but never log in, or an ACL line the broker cannot load.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from device_sim.errors import ConfigError
@@ -17,7 +15,7 @@ from device_sim.mqtt import topics
 from device_sim.mqtt.client import parse_broker_url
 from device_sim.mqtt.credentials import load_passwords
 from device_sim.mqtt.ha_discovery import discovery_messages
-from device_sim.mqtt.payload import IdentityError, parse_prediction
+from device_sim.mqtt.payload import IdentityError, encode_prediction, parse_prediction
 from device_sim.mqtt.publisher import Publisher
 from device_sim.mqtt.rollout import RolloutReceiver
 from ops import rollout as sender
@@ -42,19 +40,15 @@ HASH = security.hash_password("pw")
 
 
 def _prediction(device: str) -> bytes:
-    return json.dumps(
-        {
-            "schema": 1,
-            "device": device,
-            "task": "kws",
-            "model": {"name": "m", "version": "1", "sha256": "0" * 64},
-            "ts": "2026-01-01T00:00:00Z",
-            "ts_ms": 1,
-            "seq": 0,
-            "window": {"start_ms": 0, "end_ms": 1000},
-            "valid": True,
-        }
-    ).encode()
+    return encode_prediction(
+        device=device,
+        task="kws",
+        model={"name": "m", "version": "1", "sha256": "0" * 64},
+        seq=0,
+        window_start_ms=0,
+        window_end_ms=1000,
+        fields={"label": "yes"},
+    )
 
 
 def _every_check(name: str, tmp_path) -> dict[str, object]:

@@ -40,6 +40,19 @@ class RowSource:
         pass
 
 
+def _one_device(broker, old, tmp_path, duration_s: float) -> FleetOptions:
+    """dev-1 running ``old`` at 20 windows/s for ``duration_s`` against ``broker``."""
+    return FleetOptions(
+        broker_url=broker.url,
+        bundles=[old],
+        device_ids=["dev-1"],
+        rate_hz=20,
+        duration_s=duration_s,
+        state_dir=tmp_path / "state",
+        drain_timeout_s=2,
+    )
+
+
 @contextlib.contextmanager
 def device_with_rollout(tmp_path, monkeypatch, key_file):
     """mosquitto + the real device runtime (dev-1 running air_quality v1 at 20 windows/s) with
@@ -47,15 +60,7 @@ def device_with_rollout(tmp_path, monkeypatch, key_file):
     monkeypatch.setenv(rollout.KEY_FILE_ENV, str(key_file))
     broker = MosquittoBroker(tmp_path / "broker").start()
     old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    options = FleetOptions(
-        broker_url=broker.url,
-        bundles=[old],
-        device_ids=["dev-1"],
-        rate_hz=20,
-        duration_s=120,
-        state_dir=tmp_path / "state",
-        drain_timeout_s=2,
-    )
+    options = _one_device(broker, old, tmp_path, duration_s=120)
     runner = Fleet(options, source_factory=lambda bundle, index, seed: RowSource(seed))
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -289,16 +294,24 @@ class RefusingDevice:
         raise ConfigError("task air_quality is being stopped")
 
 
-def test_device_refusing_the_swap_leaves_no_new_model_installed(tmp_path):
-    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    reports = []
+def bare_receiver(tmp_path, device=None, old=None, **kwargs):
+    """dev-1's receiver running ``old`` (air_quality v1 by default) on ``device`` (an
+    :class:`AcceptingDevice` by default), without MQTT: returns it and the list its reports land in."""
+    old = old or air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
+    reports: list[dict] = []
     receiver = rollout.RolloutReceiver(
         "dev-1",
         tmp_path / "models",
-        RefusingDevice(),
+        device or AcceptingDevice(),
         lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
         {"air_quality": old},
+        **kwargs,
     )
+    return receiver, reports
+
+
+def test_device_refusing_the_swap_leaves_no_new_model_installed(tmp_path):
+    receiver, reports = bare_receiver(tmp_path, RefusingDevice())
     offer, chunks = sender.build_offer(_new_bundle(tmp_path), None, 1024)
     receiver.handle(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())
     for index, chunk in enumerate(chunks):
@@ -319,15 +332,8 @@ class AcceptingDevice:
 
 def test_redelivered_messages_of_a_decided_rollout_are_ignored(tmp_path):
     """QoS 1 may deliver a rollout twice (reconnect); it must not swap twice or report a refusal."""
-    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    device, reports = AcceptingDevice(), []
-    receiver = rollout.RolloutReceiver(
-        "dev-1",
-        tmp_path / "models",
-        device,
-        lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
-        {"air_quality": old},
-    )
+    device = AcceptingDevice()
+    receiver, reports = bare_receiver(tmp_path, device)
     offer, chunks = sender.build_offer(_new_bundle(tmp_path), None, 512)
     messages = [(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())]
     messages += [(topics.rollout_chunk_topic("dev-1", "r1", i), c) for i, c in enumerate(chunks)]
@@ -350,15 +356,7 @@ def test_device_offline_during_rollout_applies_it_when_it_reconnects(tmp_path, m
     monkeypatch.setenv(rollout.KEY_FILE_ENV, str(key_file))
     broker = MosquittoBroker(tmp_path / "broker").start()
     old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    options = FleetOptions(
-        broker_url=broker.url,
-        bundles=[old],
-        device_ids=["dev-1"],
-        rate_hz=20,
-        duration_s=1.0,
-        state_dir=tmp_path / "state",
-        drain_timeout_s=2,
-    )
+    options = _one_device(broker, old, tmp_path, duration_s=1.0)
 
     def source(bundle, index, seed):
         return RowSource(seed)

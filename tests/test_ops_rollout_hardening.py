@@ -11,7 +11,7 @@ import time
 
 import test_ops_rollout
 from ops_fixtures import air_quality_bundle, aq_targets, close, connect, tiny_model
-from test_ops_rollout import KEY, AcceptingDevice, _publish_raw, _still_runs, _wait_report
+from test_ops_rollout import KEY, _publish_raw, _still_runs, _wait_report, bare_receiver
 
 from device_sim.bundle import load_bundle, save_manifest
 from device_sim.mqtt import rollout, topics
@@ -79,15 +79,7 @@ class CrashingDevice:
 
 def test_any_exception_in_the_rollout_path_becomes_a_refusal_report(tmp_path):
     """Row 9: only ``Refused`` was caught; anything else left the operator without an answer."""
-    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    reports = []
-    receiver = rollout.RolloutReceiver(
-        "dev-1",
-        tmp_path / "models",
-        CrashingDevice(),
-        lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
-        {"air_quality": old},
-    )
+    receiver, reports = bare_receiver(tmp_path, CrashingDevice())
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
     offer, chunks = sender.build_offer(new, None, 1024)
     receiver.handle(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())
@@ -98,20 +90,6 @@ def test_any_exception_in_the_rollout_path_becomes_a_refusal_report(tmp_path):
     assert "arena exhausted" in reports[-1]["reason"]
     assert receiver.running["air_quality"].version == "v1"
     assert not any(p.name == "v2" for p in (tmp_path / "models" / "air_quality").iterdir())
-
-
-def _bare_receiver(tmp_path, **kwargs):
-    old = air_quality_bundle(tmp_path / "v1", tiny_model(), version="v1")
-    reports: list[dict] = []
-    receiver = rollout.RolloutReceiver(
-        "dev-1",
-        tmp_path / "models",
-        AcceptingDevice(),
-        lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
-        {"air_quality": old},
-        **kwargs,
-    )
-    return receiver, reports
 
 
 def test_zero_byte_chunks_are_refused_at_once_over_mosquitto(fleet):
@@ -132,7 +110,7 @@ def test_zero_byte_chunks_are_refused_at_once_over_mosquitto(fleet):
 
 def test_tiny_chunks_count_toward_the_size_limit(tmp_path):
     """Row 10: 1-byte chunks are charged as a minimum chunk, so their number is bounded too."""
-    receiver, reports = _bare_receiver(tmp_path, max_bundle_bytes=4096)
+    receiver, reports = bare_receiver(tmp_path, max_bundle_bytes=4096)
     refused_at = None
     for index in range(200):
         receiver.handle(topics.rollout_chunk_topic("dev-1", "tiny", index), b"x")
@@ -145,7 +123,7 @@ def test_tiny_chunks_count_toward_the_size_limit(tmp_path):
 
 
 def test_chunk_index_beyond_the_offer_is_refused(tmp_path):
-    receiver, reports = _bare_receiver(tmp_path)
+    receiver, reports = bare_receiver(tmp_path)
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
     offer, chunks = sender.build_offer(new, None, 1024)
     receiver.handle(topics.rollout_offer_topic("dev-1", "r1"), json.dumps(offer).encode())
@@ -158,7 +136,7 @@ def test_a_rollout_whose_chunks_stop_arriving_expires(tmp_path, monkeypatch):
     """Row 10: a pending rollout never expired; now it is refused as incomplete after a while."""
     clock = [1000.0]
     monkeypatch.setattr(rollout.time, "monotonic", lambda: clock[0])
-    receiver, reports = _bare_receiver(tmp_path)
+    receiver, reports = bare_receiver(tmp_path)
     new = air_quality_bundle(tmp_path / "v2", tiny_model(seed=1), version="v2")
     offer, chunks = sender.build_offer(new, None, 512)
     assert len(chunks) > 1

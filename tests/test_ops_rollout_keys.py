@@ -13,10 +13,10 @@ import os
 
 import pytest
 from ops_fixtures import Collector, air_quality_bundle, close, connect, subscribe, tiny_model
-from test_ops_rollout import AcceptingDevice, _still_runs, _wait_report, device_with_rollout
+from test_ops_rollout import _still_runs, _wait_report, bare_receiver, device_with_rollout
 
 from device_sim.errors import ConfigError
-from device_sim.mqtt import rollout, topics
+from device_sim.mqtt import topics
 from device_sim.mqtt.rollout_keys import (
     generate_key_pair,
     load_signing_key,
@@ -107,17 +107,7 @@ def test_device_accepts_only_the_operators_ed25519_signature(ed25519_fleet):
 
 
 def _receiver(tmp_path, key, release=100):
-    old = _bundle(tmp_path, "v1", release, seed=0)
-    reports: list[dict] = []
-    receiver = rollout.RolloutReceiver(
-        "dev-1",
-        tmp_path / "models",
-        AcceptingDevice(),
-        lambda topic, payload, qos, retain: reports.append(json.loads(payload)),
-        {"air_quality": old},
-        key=key,
-    )
-    return receiver, reports
+    return bare_receiver(tmp_path, old=_bundle(tmp_path, "v1", release, seed=0), key=key)
 
 
 def _deliver(receiver, rollout_id, offer, chunks) -> None:
