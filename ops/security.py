@@ -393,7 +393,11 @@ def check_broker_files(passwords: str, acl: str) -> None:
             loaded = process.poll() is None
         finally:
             process.terminate()
-            _, stderr = process.communicate(timeout=5)
+            try:
+                _, stderr = process.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # starved of CPU (a loaded machine): stop it hard
+                process.kill()
+                _, stderr = process.communicate()
         if not loaded:
             raise ConfigError(
                 "mosquitto cannot load the new password/ACL files, so they were not installed "
