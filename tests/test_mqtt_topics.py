@@ -54,3 +54,18 @@ def test_a_shared_subscription_unwraps_to_its_filter() -> None:
     shared = topics.shared("workers", topics.ALL_PREDICTIONS)
     assert topics.unshared(shared) == topics.ALL_PREDICTIONS
     assert topics.unshared(topics.ALL_EVENTS) == topics.ALL_EVENTS
+
+
+def test_the_fleet_snapshot_reads_topics_through_parse_topic() -> None:
+    """A device's retained rollout report is not a task: the snapshot, like the live page (which
+    never subscribes to it), shows no ``rollout`` row for it; it still counts as a message."""
+    from ops.fleet_view import FleetState
+
+    state = FleetState()
+    state.update(topics.status_topic("dev-1"), b"online")
+    state.update(topics.rollout_state_topic("dev-1"), b'{"state": "accepted"}')
+    state.update(topics.model_topic("dev-1", "kws"), b'{"name": "kws", "version": "v1"}')
+    state.update("homeassistant/status", b"online")
+    assert state.status == {"dev-1": "online"}
+    assert list(state.tasks) == [("dev-1", "kws")]
+    assert state.messages == 3
