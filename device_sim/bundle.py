@@ -31,7 +31,20 @@ SCHEMA_VERSION = 1
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "bundle.json"
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at byte offset 4
-TASKS = ("kws", "vibration", "air_quality")
+
+
+def _task_names() -> tuple[str, ...]:
+    """The tasks the registry discovers (imported late: the task folders import this module)."""
+    from device_sim.tasks import task_names
+
+    return task_names()
+
+
+def __getattr__(name: str) -> Any:
+    """``TASKS``: the discovered task names, for code written before the registry existed."""
+    if name == "TASKS":
+        return _task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.cache
@@ -207,8 +220,8 @@ def write_bundle(
 
     ``release`` (default: now in ms since the epoch) orders bundles for anti-rollback.
     """
-    if task not in TASKS:
-        raise BundleError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if task not in _task_names():
+        raise BundleError(f"unknown task {task!r}; expected one of {', '.join(_task_names())}")
     check_tflite_bytes(model_bytes, "the model to bundle")
     directory = Path(directory)
     now = datetime.now(timezone.utc)
@@ -306,7 +319,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     missing = [key for key in _REQUIRED if key not in manifest]
     if missing:
         raise BundleError(f"{manifest_path} lacks required field(s) {', '.join(missing)}")
-    if manifest["task"] not in TASKS:
+    if manifest["task"] not in _task_names():
         raise BundleError(f"{manifest_path}: unknown task {manifest['task']!r}")
     return manifest
 

@@ -1,0 +1,1 @@
+"""Air quality from gas sensors: spec, typed head, the device runtime and field calibration."""

@@ -1,0 +1,1 @@
+"""Keyword spotting: spec, typed head and the device runtime (smoothed posteriors, detections)."""

@@ -1,0 +1,1 @@
+"""Vibration condition monitoring: spec, typed head and the device runtime (score, k-of-n alarm)."""
