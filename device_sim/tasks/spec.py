@@ -9,7 +9,7 @@ task is adding one folder.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -52,13 +52,17 @@ class TaskSpec:
 
     * ``name`` — the task's name in bundles, topics and CLI arguments; ``order`` — where it sits in
       lists (CLI choices, ``demo --tasks`` default, fleet start order), which predate discovery and
-      must not be reshuffled by the alphabet.
+      must not be reshuffled by the alphabet. ``title`` — the task in a few words (``tinyfleet
+      --help``).
+    * ``option_help`` — help for the ``tinyfleet build``/``evaluate``/``tune`` options only this
+      task reads (flag → text); the CLI shows it as ``<task>: <text>``.
     * ``head_type`` — the typed ``bundle.json["head"]`` (``from_dict``/``to_dict`` round-trip).
     * ``headline`` — metric, direction and int8 tolerance (quantize report, tune, report).
     * ``headline_value(metrics)`` — the value the tolerance applies to when it is not simply
       ``metrics[headline.metric]`` (air quality: the worst target's MAE); None means "that key".
     * ``per_part_loss(float, int8)`` — per-part relative losses (air quality: per target) when the
       verdict is the worst part, else None: the quantize report then compares the headline values.
+      ``part_name`` names the parts in the report (``target``: ``per_target_relative_loss``).
     * ``figure(metrics)`` — (label, value) a person compares between float and int8 (the demo's
       table: accuracy, AUC, or the per-target MAEs joined by "/").
     * ``summary(metrics)`` — one line for logs and the CLI.
@@ -67,12 +71,17 @@ class TaskSpec:
     * ``alarm_state(event)`` — True/False when an event raises/clears the alarm the fleet view
       shows, None for other events (None: the task has no alarm).
     * ``demo_source`` — what feeds the demo's simulated device, in words.
-    * ``live_microphone`` — ``--source mic`` can feed it; ``calibration`` — ``tinyfleet
-      calibrate`` applies; ``drift_monitor`` — ``tinyfleet monitor`` applies.
+    * ``live_microphone`` — ``--source mic`` (arecord) can feed it.
+    * ``calibrate(bundle, csv, out, column_map, prior_hours)`` — ``tinyfleet calibrate``: the
+      recalibrated bundle and its report fields; None when the task has no field calibration.
+    * ``drift_scores(bundle, evaluation)`` — the healthy held-out scores ``tinyfleet monitor``
+      compares live predictions with (vibration: int8 anomaly scores of normal windows); None
+      when the task has no drift reference yet (silence and invalid windows are still watched).
     """
 
     name: str
     order: int
+    title: str
     head_type: type
     headline: Headline
     figure: Callable[[Mapping[str, Any]], tuple[str, Any]]
@@ -81,13 +90,13 @@ class TaskSpec:
     fleet_cells: Callable[[Mapping[str, Any], list[Mapping[str, Any]]], dict[str, Any]]
     demo_source: str
     headline_value: Callable[[Mapping[str, Any]], float | None] | None = None
-    per_part_loss: (
-        Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, float]] | None
-    ) = None
+    per_part_loss: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, float]] | None = None
+    part_name: str = "part"
     alarm_state: Callable[[Mapping[str, Any]], bool | None] | None = None
+    option_help: Mapping[str, str] = field(default_factory=dict)
     live_microphone: bool = False
-    calibration: bool = False
-    drift_monitor: bool = False
+    calibrate: Callable[..., tuple[Bundle, dict[str, Any]]] | None = None
+    drift_scores: Callable[[Bundle, dict[str, Any]], Any] | None = None
 
     def head(self, bundle: Bundle) -> Any:
         """``bundle.head`` as this task's typed head (a BundleError that names the file if bad)."""

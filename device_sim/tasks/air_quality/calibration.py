@@ -300,3 +300,41 @@ def calibrate_bundle(
         provenance=provenance,
         extra=bundle.extra,
     )
+
+
+def calibrate_csv(
+    bundle: Bundle,
+    data: Path,
+    out_dir: Path,
+    column_map: tuple[tuple[str, str], ...] = (),
+    prior_hours: float = PRIOR_HOURS,
+) -> tuple[Bundle, dict[str, Any]]:
+    """``tinyfleet calibrate``: the calibrated bundle and its per-target report (gain, bias, MAE).
+
+    ``data`` is a CSV of co-located hours (UCI or generic with ``column_map``).
+    """
+    from device_sim.sources.uci_air_csv import load_csv
+
+    calibrated = calibrate_bundle(bundle, load_csv(data, column_map), out_dir, prior_hours)
+    head = AirQualityHead.from_dict(calibrated.head)
+    correction = head.correction or {}
+    targets = {
+        t["key"]: {
+            "gain": round(gain, 4),
+            "bias": round(bias, 4),
+            "reference_hours": hours,
+            "mae_before": before,
+            "mae_after": after,
+            "unit": t["unit"],
+        }
+        for t, gain, bias, hours, before, after in zip(
+            head.targets,
+            correction["gain"],
+            correction["bias"],
+            correction["reference_hours"],
+            correction["mae_before"],
+            correction["mae_after"],
+            strict=True,
+        )
+    }
+    return calibrated, {"targets": targets, "note": correction["note"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from device_sim.tasks.air_quality.calibration import calibrate_csv
 from device_sim.tasks.air_quality.ha import ha_entities
 from device_sim.tasks.air_quality.head import AirQualityHead
 from device_sim.tasks.spec import Headline, TaskSpec
@@ -63,14 +64,17 @@ def _fixed(value: Any, digits: int) -> str:
 SPEC = TaskSpec(
     name="air_quality",
     order=2,
+    title="gas-sensor calibration",
     head_type=AirQualityHead,
     headline=Headline("mae", higher_is_better=False, int8_tolerance=0.05, relative=True),
     headline_value=worst_target_mae,
     per_part_loss=per_target_loss,
+    part_name="target",
     figure=figure,
     summary=summary,
     ha_entities=ha_entities,
     fleet_cells=fleet_cells,
     demo_source="gas-sensor simulator",
-    calibration=True,
+    calibrate=calibrate_csv,
+    option_help={"--column": "map a generic CSV column onto a UCI column name"},
 )

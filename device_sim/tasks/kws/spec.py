@@ -30,6 +30,7 @@ def _fmt(value: Any) -> str:
 SPEC = TaskSpec(
     name="kws",
     order=0,
+    title="keyword spotting",
     head_type=KwsHead,
     headline=Headline("accuracy", higher_is_better=True, int8_tolerance=0.02),
     figure=lambda metrics: ("accuracy", metrics.get("accuracy")),
@@ -37,5 +38,12 @@ SPEC = TaskSpec(
     ha_entities=ha_entities,
     fleet_cells=fleet_cells,
     demo_source="synthesized speech",
+    option_help={
+        "--synth": "add the synthesized-speech corpus to the real clips of --data",
+        "--all-speakers": "train the final model on every speaker of --data (no held-out "
+        "speakers, so the bundle's accuracy is on trained-on clips; estimate with "
+        "benchmarks/kws_kfold.py)",
+        "--mic": "listen on the default ALSA microphone via arecord (same as --source mic)",
+    },
     live_microphone=True,
 )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from device_sim.tasks.spec import Headline, TaskSpec
+from device_sim.tasks.vibration.drift import healthy_scores
 from device_sim.tasks.vibration.ha import ha_entities
 from device_sim.tasks.vibration.head import VibrationHead
 
@@ -42,6 +43,7 @@ def _fixed(value: Any, digits: int) -> str:
 SPEC = TaskSpec(
     name="vibration",
     order=1,
+    title="anomaly",
     head_type=VibrationHead,
     headline=Headline("auc", higher_is_better=True, int8_tolerance=0.02),
     figure=lambda metrics: ("AUC", metrics.get("auc")),
@@ -50,5 +52,6 @@ SPEC = TaskSpec(
     fleet_cells=fleet_cells,
     alarm_state=alarm_state,
     demo_source="bearing simulator",
-    drift_monitor=True,
+    drift_scores=healthy_scores,
+    option_help={"--channel": "channel/variable to read"},
 )
