@@ -18,8 +18,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from device_sim.tasks import task_names
 from device_sim.errors import ConfigError
+from device_sim.tasks import task_names
 
 
 def task_module(name: str) -> ModuleType:

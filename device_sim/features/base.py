@@ -127,6 +127,7 @@ def _import_feature_modules() -> None:
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
 
+
 C = TypeVar("C", bound=type[FeatureConfig])
 
 
