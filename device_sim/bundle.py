@@ -102,7 +102,9 @@ class Bundle:
     """A loaded (and verified) model bundle.
 
     ``head`` holds the task's output semantics — ``labels`` for KWS, ``anomaly_threshold`` and band
-    names for vibration, ``targets`` with units and band thresholds for air quality. ``extra`` holds
+    names for vibration, ``targets`` with units and band thresholds for air quality — as stored
+    JSON; read it typed with ``spec_for(bundle.task).head(bundle)`` (``device_sim/tasks/<task>/
+    head.py``), which refuses a missing or unknown field with the fix. ``extra`` holds
     task data a device or report needs that is not output semantics (normalization statistics,
     baselines, explanations).
     """
