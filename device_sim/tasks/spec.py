@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from device_sim.errors import BundleError
+
 if TYPE_CHECKING:
     from device_sim.bundle import Bundle
 
@@ -65,9 +67,10 @@ class TaskSpec:
       ``part_name`` names the parts in the report (``target``: ``per_target_relative_loss``).
     * ``figure(metrics)`` — (label, value) a person compares between float and int8 (the demo's
       table: accuracy, AUC, or the per-target MAEs joined by "/").
-    * ``summary(metrics)`` — one line for logs and the CLI.
+    * ``summary(metrics)`` — the headline in one line, for logs and reports.
     * ``ha_entities(device_id, bundle, common)`` — Home Assistant discovery configs.
-    * ``fleet_cells(prediction, events)`` — the cells of the fleet-view table for a prediction.
+    * ``fleet_cells(prediction)`` — the fleet view's cells for a prediction (``{"prediction":
+      text}``; ``{}`` when it lacks the task's fields, and the page shows it as raw JSON).
     * ``alarm_state(event)`` — True/False when an event raises/clears the alarm the fleet view
       shows, None for other events (None: the task has no alarm).
     * ``demo_source`` — what feeds the demo's simulated device, in words.
@@ -87,7 +90,7 @@ class TaskSpec:
     figure: Callable[[Mapping[str, Any]], tuple[str, Any]]
     summary: Callable[[Mapping[str, Any]], str]
     ha_entities: Callable[[str, Bundle, CommonKeys], list[HaEntity]]
-    fleet_cells: Callable[[Mapping[str, Any], list[Mapping[str, Any]]], dict[str, Any]]
+    fleet_cells: Callable[[Mapping[str, Any]], dict[str, Any]]
     demo_source: str
     headline_value: Callable[[Mapping[str, Any]], float | None] | None = None
     per_part_loss: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, float]] | None = None
@@ -100,8 +103,6 @@ class TaskSpec:
 
     def head(self, bundle: Bundle) -> Any:
         """``bundle.head`` as this task's typed head (a BundleError that names the file if bad)."""
-        from device_sim.errors import BundleError
-
         try:
             return self.head_type.from_dict(bundle.head)
         except BundleError as exc:
