@@ -188,17 +188,17 @@ class OutputDecoder:
 
     @classmethod
     def from_head(cls, head: Mapping[str, Any] | AirQualityHead) -> OutputDecoder:
-        """From the bundle head (typed, or a partial JSON head as training builds it)."""
-        if isinstance(head, AirQualityHead):
-            head = head.to_dict()
+        """From the bundle head: typed, or its JSON (whole, or as far as training has built it)."""
+        if not isinstance(head, AirQualityHead):
+            head = AirQualityHead.from_dict(head)
+        targets = head.targets
+        n = len(targets)
         try:
-            targets = head["targets"]
             columns = [
                 np.array([float(t[key]) for t in targets])
                 for key in ("log_mean", "log_std", "offset")
             ]
-            correction = head.get("correction") or {}
-            n = len(targets)
+            correction = head.correction or {}
             gain = np.array([float(v) for v in correction.get("gain", [1.0] * n)])
             bias = np.array([float(v) for v in correction.get("bias", [0.0] * n)])
         except (KeyError, TypeError, ValueError) as exc:
@@ -207,7 +207,7 @@ class OutputDecoder:
             ) from exc
         if len(gain) != n or len(bias) != n:
             raise BundleError(f"air_quality head: correction needs {n} gains and biases")
-        prior = CurvePrior.from_dict(head["prior"]) if head.get("prior") else None
+        prior = CurvePrior.from_dict(head.prior) if head.prior else None
         return cls(*columns, prior, gain, bias)
 
     def z(self, outputs: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
