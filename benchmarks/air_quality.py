@@ -132,7 +132,7 @@ DRIFT = {"PT08.S1(CO)": 0.85, "PT08.S2(NMHC)": 1.12, "PT08.S3(NOx)": 1.15, "PT08
 def recovery_curve(options, table, cache: Path | None) -> dict:
     """Train on the months before the second-to-last, skip one month, then calibrate on the first
     ``d`` days of the last month and score its days 8 onward (identical rows for every ``d``)."""
-    from device_sim.tasks.air_quality_calibration import run_model
+    from device_sim.tasks.air_quality.calibration import run_model
     from quantize.stage import quantize_trained
     from training.air_quality import train
     from training.air_quality_protocol import month_folds
@@ -158,7 +158,7 @@ def recovery_curve(options, table, cache: Path | None) -> dict:
 
 
 def _curve(run, later, bundle) -> dict:
-    from device_sim.tasks.air_quality_calibration import fit_field_calibration, mae_with
+    from device_sim.tasks.air_quality.calibration import fit_field_calibration, mae_with
 
     in_later = (run.end_row >= later.train_end) & (run.end_row < later.test_end)
     day = (run.end_row - later.train_end) // 24

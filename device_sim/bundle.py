@@ -31,7 +31,20 @@ SCHEMA_VERSION = 1
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "bundle.json"
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier at byte offset 4
-TASKS = ("kws", "vibration", "air_quality")
+
+
+def _task_names() -> tuple[str, ...]:
+    """The tasks the registry discovers (imported late: the task folders import this module)."""
+    from device_sim.tasks import task_names
+
+    return task_names()
+
+
+def __getattr__(name: str) -> Any:
+    """``TASKS``: the discovered task names, for code written before the registry existed."""
+    if name == "TASKS":
+        return _task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.cache
@@ -89,7 +102,9 @@ class Bundle:
     """A loaded (and verified) model bundle.
 
     ``head`` holds the task's output semantics — ``labels`` for KWS, ``anomaly_threshold`` and band
-    names for vibration, ``targets`` with units and band thresholds for air quality. ``extra`` holds
+    names for vibration, ``targets`` with units and band thresholds for air quality — as stored
+    JSON; read it typed with ``spec_for(bundle.task).head(bundle)`` (``device_sim/tasks/<task>/
+    head.py``), which refuses a missing or unknown field with the fix. ``extra`` holds
     task data a device or report needs that is not output semantics (normalization statistics,
     baselines, explanations).
     """
@@ -207,8 +222,8 @@ def write_bundle(
 
     ``release`` (default: now in ms since the epoch) orders bundles for anti-rollback.
     """
-    if task not in TASKS:
-        raise BundleError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if task not in _task_names():
+        raise BundleError(f"unknown task {task!r}; expected one of {', '.join(_task_names())}")
     check_tflite_bytes(model_bytes, "the model to bundle")
     directory = Path(directory)
     now = datetime.now(timezone.utc)
@@ -306,7 +321,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     missing = [key for key in _REQUIRED if key not in manifest]
     if missing:
         raise BundleError(f"{manifest_path} lacks required field(s) {', '.join(missing)}")
-    if manifest["task"] not in TASKS:
+    if manifest["task"] not in _task_names():
         raise BundleError(f"{manifest_path}: unknown task {manifest['task']!r}")
     return manifest
 

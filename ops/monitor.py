@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError
 from device_sim.mqtt.payload import Prediction
 
@@ -54,22 +53,6 @@ def score_reference(scores: np.ndarray, invalid_rate: float = 0.0) -> dict[str, 
         "invalid_rate": float(invalid_rate),
         "windows": int(len(scores)),
     }
-
-
-def vibration_reference(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Reference from the bundle's held-out *normal* windows, scored by its int8 model."""
-    from device_sim.interpreter import Int8Model
-    from device_sim.tasks.vibration import reconstruction_error
-
-    x = np.asarray(evaluation["x"], dtype=np.float32)
-    classes = evaluation.get("class_index")
-    if classes is not None:
-        x = x[np.asarray(classes) == 0]
-    outputs = Int8Model.from_bundle(bundle).predict_batch(x)
-    scores = reconstruction_error(
-        x.reshape(len(x), -1), outputs.reshape(len(x), -1), bundle.head.get("error_scale")
-    )
-    return score_reference(scores)
 
 
 def psi(reference_edges: list[float], values: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """The float-vs-int8 report: what int8 cost in accuracy, what pruning really saves, per task.
 
 * **Accuracy**: the task's headline metric, float vs int8 on the same evaluation rows, and whether the
-  loss is within the task's tolerance (:data:`TOLERANCES`); beyond it, quantization-aware training
+  loss is within the task's tolerance (``TaskSpec.headline`` in ``device_sim/tasks/<task>/spec.py``);
+  beyond it, quantization-aware training
   (:mod:`quantize.qat`) is the remedy.
 * **Sparsity**, measured where it matters — in the int8 weight tensors of the flatbuffer, not in the
   Keras kernels: int8 rounding turns small weights into extra zeros, so int8 sparsity is at least the
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from device_sim.tasks import spec_for
 from firmware_bridge.flatbuffer import ModelGraph, read_model
 
 SPARSITY_NOTE = (
@@ -30,70 +31,35 @@ SPARSITY_NOTE = (
 )
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How much int8 may lose on a task's headline metric before QAT is worth it.
-
-    ``relative`` losses are fractions of the float value (MAE grows by 5 % …); absolute ones are in
-    the metric's units (accuracy points as fractions, AUC).
-    """
-
-    metric: str
-    higher_is_better: bool
-    max_loss: float
-    relative: bool = False
-
-
-TOLERANCES = {
-    "kws": Tolerance("accuracy", True, 0.02),
-    "vibration": Tolerance("auc", True, 0.02),
-    "air_quality": Tolerance("mae", False, 0.05, relative=True),
-}
-
-
-def _headline(task: str, metrics: Mapping[str, Any]) -> float | None:
-    """The value the tolerance applies to (air quality: the worst target's MAE, relative later)."""
-    tolerance = TOLERANCES[task]
-    if task == "air_quality":
-        targets = metrics.get("targets") or {}
-        values = [t.get("mae") for t in targets.values() if isinstance(t, Mapping)]
-        values = [float(v) for v in values if v is not None]
-        return max(values) if values else None
-    value = metrics.get(tolerance.metric)
-    return None if value is None else float(value)
-
-
 def int8_loss(
     task: str, metrics_float: Mapping[str, Any], metrics_int8: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Headline metric float vs int8, the loss (positive = int8 is worse) and the verdict."""
-    if task not in TOLERANCES:
-        raise ValueError(f"no int8 tolerance defined for task {task!r}")
-    tolerance = TOLERANCES[task]
+    """Headline metric float vs int8, the loss (positive = int8 is worse) and the verdict.
+
+    The metric, its direction and tolerance come from the task's spec (``spec.headline``); a task
+    judged on its worst part (air quality: the worst target) also reports every part's loss.
+    """
+    spec = spec_for(task)
+    headline = spec.headline
     result: dict[str, Any] = {
-        "metric": tolerance.metric,
-        "tolerance": tolerance.max_loss,
-        "tolerance_kind": "relative" if tolerance.relative else "absolute",
+        "metric": headline.metric,
+        "tolerance": headline.int8_tolerance,
+        "tolerance_kind": "relative" if headline.relative else "absolute",
     }
-    if task == "air_quality":
-        per_target = {}
-        for name, entry in (metrics_float.get("targets") or {}).items():
-            int8_entry = (metrics_int8.get("targets") or {}).get(name, {})
-            if entry.get("mae") and int8_entry.get("mae") is not None:
-                per_target[name] = (int8_entry["mae"] - entry["mae"]) / entry["mae"]
-        loss = max(per_target.values()) if per_target else None
-        result.update(float=_headline(task, metrics_float), int8=_headline(task, metrics_int8))
-        result["per_target_relative_loss"] = per_target
+    before, after = spec.headline_of(metrics_float), spec.headline_of(metrics_int8)
+    result.update(float=before, int8=after)
+    if spec.per_part_loss is not None:
+        per_part = spec.per_part_loss(metrics_float, metrics_int8)
+        loss = max(per_part.values()) if per_part else None
+        result[f"per_{spec.part_name}_relative_loss"] = per_part
     else:
-        before, after = _headline(task, metrics_float), _headline(task, metrics_int8)
-        result.update(float=before, int8=after)
         loss = None
         if before is not None and after is not None:
-            loss = before - after if tolerance.higher_is_better else after - before
-            if tolerance.relative:
+            loss = before - after if headline.higher_is_better else after - before
+            if headline.relative:
                 loss /= abs(before) or 1.0
     result["loss"] = None if loss is None else round(float(loss), 6)
-    result["within_tolerance"] = None if loss is None else bool(loss <= tolerance.max_loss)
+    result["within_tolerance"] = None if loss is None else bool(loss <= headline.int8_tolerance)
     return result
 
 

@@ -62,7 +62,7 @@ def quantize_trained(trained: TrainedModel, out_dir: str | Path, *, qat: bool = 
     """Convert ``trained`` to int8, score float and int8 with the task's own metric, write the bundle.
 
     With ``qat``, when post-training int8 loses more than the task's tolerance
-    (:data:`quantize.report.TOLERANCES`), quantization-aware training is tried and kept only if it
+    (``TaskSpec.headline.int8_tolerance``, see :func:`quantize.report.int8_loss`), quantization-aware training is tried and kept only if it
     scores better; ``metrics["quantization"]`` records the loss, the verdict and the method used.
     """
     task = task_module(trained.task)

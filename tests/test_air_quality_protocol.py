@@ -14,7 +14,7 @@ from device_sim.features.air_quality import AirQualityWindowConfig
 from device_sim.sources.air_quality_sim import simulate
 from device_sim.sources.uci_air_csv import load_csv
 from device_sim.tasks.air_quality import CurvePrior, OutputDecoder
-from device_sim.tasks.air_quality_calibration import fit_correction
+from device_sim.tasks.air_quality.calibration import fit_correction
 from training.air_quality import (
     INPUT_TRANSFORMS,
     choose_inputs,

@@ -40,15 +40,17 @@ tinyfleet: tiny ML micromodels from training to a fleet of MQTT devices.
   dataset ─▶ Keras model ─▶ prune ─▶ int8 .tflite ─▶ bundle ─▶ C export / TFLM check
   sensor source ─▶ front end ─▶ interpreter ─▶ publisher ─▶ MQTT broker ─▶ subscribers
 
-Tasks: kws (keyword spotting), vibration (anomaly), air_quality (gas-sensor calibration).
+Tasks: {tasks}.
 Start with `tinyfleet build vibration --out artifacts/vibration` or `tinyfleet demo`.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tinyfleet.commands.task_options import tasks_line
+
     parser = argparse.ArgumentParser(
         prog="tinyfleet",
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(tasks=tasks_line()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tinyfleet {__version__}")

@@ -11,12 +11,13 @@ import logging
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from device_sim import console
-from device_sim.bundle import TASKS, Bundle
+from device_sim.bundle import Bundle
+from device_sim.tasks import spec_for, task_names
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DemoOptions:
     out: Path = Path("artifacts")
-    tasks: Sequence[str] = TASKS
+    tasks: Sequence[str] = field(default_factory=task_names)
     devices: int = 3
     duration_s: float = 20.0
     # Windows per second per model per device. Real time would give air quality one window per
@@ -34,17 +35,12 @@ class DemoOptions:
     reuse: bool = False  # keep bundles already in OUT/<task> instead of rebuilding
 
 
-def headline(metrics: dict[str, Any]) -> tuple[str, Any]:
-    """The one figure a person compares between float and int8, per task."""
-    if "accuracy" in metrics:
-        return "accuracy", metrics["accuracy"]
-    if "auc" in metrics:
-        return "AUC", metrics["auc"]
-    if "targets" in metrics:
-        maes = {
-            name.split("(")[0]: round(float(t["mae"]), 3) for name, t in metrics["targets"].items()
-        }
-        return "MAE " + "/".join(maes), "/".join(str(v) for v in maes.values())
+def headline(task: str, metrics: dict[str, Any]) -> tuple[str, Any]:
+    """The one figure a person compares between float and int8 (the task spec's ``figure``)."""
+    if task in task_names():
+        name, value = spec_for(task).figure(metrics)
+        if value is not None:
+            return name, value
     key = next(iter(metrics), "metric")
     return key, metrics.get(key)
 
@@ -64,7 +60,7 @@ def build_bundles(options: DemoOptions) -> tuple[list[Bundle], dict[str, float]]
         else:
             console.say(
                 f"[{number}/{len(options.tasks)}] {task}: train → prune → int8 → firmware "
-                f"({DATA_STORY.get(task, 'built-in data')})"
+                f"({_data_story(task)})"
             )
             bundle = build(task, TrainOptions(preset="quick", seed=options.seed), out)
         seconds[task] = round(time.perf_counter() - started, 1)
@@ -73,18 +69,16 @@ def build_bundles(options: DemoOptions) -> tuple[list[Bundle], dict[str, float]]
     return bundles, seconds
 
 
-# What the quick preset trains on when no --data is given (told, so nobody mistakes it for real data)
-DATA_STORY = {
-    "kws": "synthesized speech",
-    "vibration": "bearing simulator",
-    "air_quality": "gas-sensor simulator",
-}
+def _data_story(task: str) -> str:
+    """What the quick preset trains on when no --data is given (told, so nobody mistakes it for
+    real data): the task spec's ``demo_source``."""
+    return spec_for(task).demo_source if task in task_names() else "built-in data"
 
 
 def model_line(bundle: Bundle) -> str:
     """``14,552 B flash, 12,064 B arena, accuracy 0.633 float → 0.614 int8`` for one bundle."""
-    name, float_value = headline(bundle.metrics.get("float", {}))
-    _, int8_value = headline(bundle.metrics.get("int8", {}))
+    name, float_value = headline(bundle.task, bundle.metrics.get("float", {}))
+    _, int8_value = headline(bundle.task, bundle.metrics.get("int8", {}))
     parts = [f"{bundle.task}:"]
     for key, what in (("tflite_bytes", "flash"), ("arena_bytes", "arena")):
         if bundle.sizes.get(key) is not None:
@@ -167,8 +161,8 @@ def run_fleet_with_subscriber(bundles: Sequence[Bundle], options: DemoOptions) -
 def model_rows(bundles: Sequence[Bundle], build_seconds: dict[str, float]) -> list[dict[str, Any]]:
     rows = []
     for bundle in bundles:
-        name, float_value = headline(bundle.metrics.get("float", {}))
-        _, int8_value = headline(bundle.metrics.get("int8", {}))
+        name, float_value = headline(bundle.task, bundle.metrics.get("float", {}))
+        _, int8_value = headline(bundle.task, bundle.metrics.get("int8", {}))
         rows.append(
             {
                 "task": bundle.task,

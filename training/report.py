@@ -454,7 +454,10 @@ def fitting_targets(totals: Mapping[str, Any]) -> list[tuple[str, bool]]:
 
 def _headline_metric(bundle: Bundle) -> tuple[str, str, str | None]:
     """(int8 figure in words, float figure in words, int8-vs-float verdict)."""
-    from quantize.report import TOLERANCES, int8_loss
+    from device_sim.tasks import spec_for, task_names
+    from quantize.report import int8_loss
+
+    known = bundle.task in task_names()
 
     float_m = bundle.metrics.get("float", {}) or {}
     int8_m = bundle.metrics.get("int8", {}) or {}
@@ -471,7 +474,7 @@ def _headline_metric(bundle: Bundle) -> tuple[str, str, str | None]:
 
         int8_text, float_text = f"MAE {maes(targets)}", f"MAE {maes(float_targets)}"
     else:
-        name = TOLERANCES[bundle.task].metric if bundle.task in TOLERANCES else None
+        name = spec_for(bundle.task).headline.metric if known else None
         name = name if name in int8_m else next(iter(int8_m), None)
         if name is None:
             return "no metrics recorded", "—", None
@@ -479,7 +482,7 @@ def _headline_metric(bundle: Bundle) -> tuple[str, str, str | None]:
         int8_text = f"{label} {_fmt(int8_m.get(name))}"
         float_text = f"{label} {_fmt(float_m.get(name))}" if name in float_m else "—"
     verdict = None
-    if bundle.task in TOLERANCES and float_m and int8_m:
+    if known and float_m and int8_m:
         loss = int8_loss(bundle.task, float_m, int8_m)
         if loss["loss"] is not None:
             kind = "relative" if loss["tolerance_kind"] == "relative" else "absolute"

@@ -18,12 +18,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from device_sim.bundle import TASKS
 from device_sim.errors import ConfigError
+from device_sim.tasks import task_names
 
 
 def task_module(name: str) -> ModuleType:
     """Import ``training.<name>`` for a known task name."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    if name not in task_names():
+        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(task_names())}")
     return importlib.import_module(f"training.{name}")

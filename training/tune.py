@@ -292,12 +292,12 @@ def _probe_direction(request: TuneRequest) -> str:
         existing = None
     if existing is not None:
         return existing.directions[0].name.lower()
+    from device_sim.tasks import spec_for
     from training.tasks import task_module
 
-    module = task_module(request.task)
-    name = getattr(module, "HEADLINE_METRIC", None)
+    name = getattr(task_module(request.task), "HEADLINE_METRIC", None)
     if name is None:
-        name = {"kws": "accuracy", "vibration": "auc", "air_quality": "mae"}[request.task]
+        name = spec_for(request.task).headline.metric
     return metric_direction(name)
 
 

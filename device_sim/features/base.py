@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import pkgutil
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -113,13 +114,19 @@ def check_frontend_size(config: FeatureConfig) -> FeatureConfig:
 
 
 _REGISTRY: dict[str, type[FeatureConfig]] = {}
-# Modules that define configs, imported lazily so a device only loads what its bundle needs.
-_KNOWN_MODULES = {
-    "log_mel": "device_sim.features.audio",
-    "mfcc": "device_sim.features.audio",
-    "vibration_bands": "device_sim.features.vibration",
-    "air_quality_window": "device_sim.features.air_quality",
-}
+
+
+def _import_feature_modules() -> None:
+    """Import every module of :mod:`device_sim.features`: each registers its config kinds.
+
+    Done only when a bundle names a kind not registered yet (usually the device imported the
+    module it needs already), so a new front end is a new module here, named nowhere else.
+    """
+    import device_sim.features as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
 
 C = TypeVar("C", bound=type[FeatureConfig])
 
@@ -134,11 +141,11 @@ def register_feature_config(cls: C) -> C:
 
 def feature_config_from_dict(data: Mapping[str, Any]) -> FeatureConfig:
     kind = data.get("kind")
-    if kind not in _REGISTRY and kind in _KNOWN_MODULES:
-        importlib.import_module(_KNOWN_MODULES[kind])
+    if kind not in _REGISTRY:
+        _import_feature_modules()
     if kind not in _REGISTRY:
         raise BundleError(
-            f"the bundle's feature config has unknown kind {kind!r}; known: {sorted(_KNOWN_MODULES)}"
+            f"the bundle's feature config has unknown kind {kind!r}; known: {sorted(_REGISTRY)}"
         )
     try:
         config = _REGISTRY[kind].from_dict(data)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from device_sim.bundle import TASKS, Bundle
+from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError
 
 
@@ -40,7 +40,9 @@ def open_source(
     seed: int = 0,
     realtime: bool = False,
 ) -> Source:
-    if bundle.task not in TASKS:
+    from device_sim.tasks import task_names
+
+    if bundle.task not in task_names():
         raise ConfigError(f"unknown task {bundle.task!r}")
     module = importlib.import_module(f"device_sim.sources.{bundle.task}")
     return module.open_source(bundle, kind, path=path, seed=seed, realtime=realtime)

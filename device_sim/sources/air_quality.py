@@ -32,6 +32,7 @@ from device_sim.sources.uci_air_csv import (
     iter_rows,
     load_csv,
 )
+from device_sim.tasks.air_quality.head import AirQualityHead
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class _Base:
         self.inputs = tuple(config["inputs"])
         self.row_seconds = float(config.get("row_seconds", 3600.0))
         self.sample_rate = 1.0 / self.row_seconds
-        self.targets = tuple(t["name"] for t in bundle.head.get("targets", ()))
+        self.targets = tuple(AirQualityHead.from_dict(bundle.head).names)
         self.last_references: np.ndarray = np.empty((0, len(self.targets)))
         self._pacer = Pacer(self.sample_rate, realtime)
         self._closed = False

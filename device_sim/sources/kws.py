@@ -27,6 +27,7 @@ from device_sim.bundle import Bundle
 from device_sim.errors import ConfigError, DataError
 from device_sim.sources.pacing import Pacer
 from device_sim.sources.wav_io import read_wav
+from device_sim.tasks.kws.head import KwsHead
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def open_source(
         source.script = starts  # type: ignore[attr-defined]
         return source
     if kind == "sim":
-        keywords = list(bundle.head.get("keywords") or [])
+        keywords = list(KwsHead.from_dict(bundle.head).keywords or [])
         corpus = sim_corpus(keywords, seed)
         return SimSource(corpus, sample_rate, keywords=keywords, seed=seed, realtime=realtime)
     if kind == "stdin":

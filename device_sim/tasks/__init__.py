@@ -1,6 +1,8 @@
-"""Device-side task logic: turn a model output into payload fields and events.
+"""Device-side task logic, and the registry of tasks: one folder per task, found, never named.
 
-Each task module (``device_sim/tasks/kws.py`` …) defines a ``TaskRuntime`` class built from a bundle::
+Each task folder (``device_sim/tasks/<task>/``) holds ``spec.py`` (``SPEC``: a
+:class:`~device_sim.tasks.spec.TaskSpec`), ``head.py`` (the typed bundle head) and ``runtime.py``,
+which defines a ``TaskRuntime`` class built from a bundle::
 
     class TaskRuntime:
         hop_samples: int                      # raw samples between two windows
@@ -9,19 +11,25 @@ Each task module (``device_sim/tasks/kws.py`` …) defines a ``TaskRuntime`` cla
         def invalid_result(self, reason: str) -> TaskResult         # instead of inferring
         def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult
 
-``output`` is the dequantized model output of one window (no batch axis).
+``output`` is the dequantized model output of one window (no batch axis). Adding a task is adding
+a folder: :func:`task_names` discovers it with :mod:`pkgutil`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from device_sim.bundle import TASKS, Bundle
 from device_sim.errors import BundleError
+
+if TYPE_CHECKING:
+    from device_sim.bundle import Bundle
+    from device_sim.tasks.spec import TaskSpec
 
 
 @dataclass
@@ -52,9 +60,35 @@ class TaskRuntime(Protocol):
     def process(self, output: np.ndarray, features: np.ndarray) -> TaskResult: ...
 
 
+@functools.cache
+def _specs() -> dict[str, TaskSpec]:
+    """Every task folder's ``SPEC``, in the specs' ``order`` (imported once, on first use)."""
+    found = []
+    for module in pkgutil.iter_modules(__path__):
+        if module.ispkg:
+            spec = importlib.import_module(f"{__name__}.{module.name}.spec").SPEC
+            if spec.name != module.name:
+                raise BundleError(f"device_sim/tasks/{module.name}/spec.py names {spec.name!r}")
+            found.append(spec)
+    return {spec.name: spec for spec in sorted(found, key=lambda s: (s.order, s.name))}
+
+
+def task_names() -> tuple[str, ...]:
+    """The known tasks, in their display order (CLI choices, demo, fleet start order)."""
+    return tuple(_specs())
+
+
+def spec_for(name: str) -> TaskSpec:
+    """The spec of task ``name``; a BundleError that lists the known tasks if there is none."""
+    specs = _specs()
+    if name not in specs:
+        raise BundleError(f"unknown task {name!r}; expected one of {', '.join(specs)}")
+    return specs[name]
+
+
 def runtime_for(bundle: Bundle) -> TaskRuntime:
     """Build the task runtime that interprets ``bundle``'s outputs."""
-    if bundle.task not in TASKS:
+    if bundle.task not in _specs():
         raise BundleError(f"unknown task {bundle.task!r} in {bundle.manifest_path}")
-    module = importlib.import_module(f"device_sim.tasks.{bundle.task}")
+    module = importlib.import_module(f"{__name__}.{bundle.task}.runtime")
     return module.TaskRuntime(bundle)

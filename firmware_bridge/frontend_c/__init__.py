@@ -16,7 +16,9 @@ each port with gcc and compare it with the Python front end on real inputs.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +28,17 @@ from firmware_bridge.errors import FirmwareError
 HEADER_NAME = "tinyfleet_frontend.h"
 SOURCE_NAME = "tinyfleet_frontend.c"
 
-# feature kind → generator module (each defines ``generate(config_dict) -> FrontEndC``).
-GENERATORS = {
-    "log_mel": "firmware_bridge.frontend_c.audio",
-    "mfcc": "firmware_bridge.frontend_c.audio",
-    "vibration_bands": "firmware_bridge.frontend_c.vibration",
-    "air_quality_window": "firmware_bridge.frontend_c.air_quality",
-}
+
+@functools.cache
+def generators() -> dict[str, str]:
+    """Feature kind → generator module: every module here that declares ``KINDS`` (the feature
+    kinds it ports) and defines ``generate(config_dict) -> FrontEndC``."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for kind in getattr(module, "KINDS", ()):
+            found[kind] = module.__name__
+    return found
 
 
 @dataclass(frozen=True)
@@ -82,18 +88,12 @@ class FrontEndC:
 def generate_frontend(feature_config: Mapping[str, Any]) -> FrontEndC:
     """The C99 front end for ``feature_config`` (a bundle's ``feature_config`` dict)."""
     kind = feature_config.get("kind")
-    module_name = GENERATORS.get(str(kind))
+    module_name = generators().get(str(kind))
     if module_name is None:
         raise FirmwareError(
-            f"no C front end for feature kind {kind!r}; known kinds: {sorted(GENERATORS)}"
+            f"no C front end for feature kind {kind!r}; known kinds: {sorted(generators())}"
         )
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise FirmwareError(f"the C front end for {kind!r} is not available yet") from exc
-    return module.generate(dict(feature_config))
+    return importlib.import_module(module_name).generate(dict(feature_config))
 
 
 def header_text(

@@ -16,6 +16,8 @@ from device_sim.features import feature_config_from_dict
 from firmware_bridge.c_text import c_float, float_array, int_array
 from firmware_bridge.frontend_c import FrontEndC, header_text
 
+KINDS = ("air_quality_window",)  # the feature kinds this module ports to C
+
 _CODES = {"log": 0, "linear": 1, "hour": 2, "weekend": 3}
 
 _CODE = """\

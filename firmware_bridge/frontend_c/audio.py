@@ -20,6 +20,8 @@ from firmware_bridge.errors import FirmwareError
 from firmware_bridge.frontend_c import FrontEndC, header_text
 from firmware_bridge.frontend_c.fft import FFT_CODE, fft_tables
 
+KINDS = ("log_mel", "mfcc")  # the feature kinds this module ports to C
+
 _CODE = """\
 static float tf_re[TF_FFT_N];
 static float tf_im[TF_FFT_N];

@@ -35,6 +35,8 @@ from firmware_bridge.errors import FirmwareError
 from firmware_bridge.frontend_c import FrontEndC, header_text
 from firmware_bridge.frontend_c.fft import REAL_FFT_CODE, fft_tables
 
+KINDS = ("vibration_bands",)  # the feature kinds this module ports to C
+
 _STAT_CODES = {"rms": 0, "kurtosis": 1, "crest": 2, "hf_kurtosis": 3}
 
 _CODE = """\

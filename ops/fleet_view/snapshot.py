@@ -74,8 +74,9 @@ class FleetState:
             state.model = message
         elif kind == "event":
             event = message.get("event") if isinstance(message.get("event"), dict) else {}
-            if event.get("type") == "vibration_alarm":
-                state.alarm = event.get("state") == "raised"
+            alarm = _alarm_state(task, event)
+            if alarm is not None:
+                state.alarm = alarm
             self.events.insert(0, {"device": device, "task": task, **message})
             del self.events[MAX_EVENTS:]
         elif kind == "health":
@@ -86,32 +87,31 @@ class FleetState:
             del self.events[MAX_EVENTS:]
 
 
+def _spec(task: str) -> Any:
+    """The task's spec, or None for a task this tinyfleet does not know (shown as raw JSON)."""
+    from device_sim.tasks import spec_for, task_names
+
+    return spec_for(task) if task in task_names() else None
+
+
+def _alarm_state(task: str, event: dict[str, Any]) -> bool | None:
+    """True/False when ``event`` raises/clears the task's alarm (its spec decides), else None."""
+    spec = _spec(task)
+    if spec is None or spec.alarm_state is None:
+        return None
+    return spec.alarm_state(event)
+
+
 def summary(task: str, prediction: dict[str, Any]) -> str:
     """What the device concluded, in the user's words (same wording as the live page)."""
     if prediction.get("valid") is False:
         return f"invalid window: {prediction.get('reason', '?')}"
-    if task == "kws" and "label" in prediction:
-        return f"{prediction['label']} ({_fixed(prediction.get('score'), 2)})"
-    if task == "vibration" and "anomaly_score" in prediction:
-        text = (
-            f"score {_fixed(prediction['anomaly_score'], 3)} / threshold "
-            f"{_fixed(prediction.get('threshold'), 3)}"
-        )
-        return text + (" — anomalous window" if prediction.get("anomaly") else "")
-    if task == "air_quality" and isinstance(prediction.get("estimates"), dict):
-        parts = [
-            f"{key} {_fixed(e.get('value'), 2)} {e.get('unit', '')}".strip()
-            for key, e in prediction["estimates"].items()
-            if isinstance(e, dict)
-        ]
-        band = prediction.get("band")
-        return ", ".join(parts) + (f" — band {band}" if band else "")
+    spec = _spec(task)
+    cells = spec.fleet_cells(prediction) if spec is not None else {}
+    if "prediction" in cells:
+        return str(cells["prediction"])
     rest = {k: v for k, v in prediction.items() if k not in _ENVELOPE}
     return json.dumps(rest, default=str)[:160]
-
-
-def _fixed(value: Any, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
 
 
 def render_fleet_html(state: FleetState, refresh_seconds: int = 5) -> str:

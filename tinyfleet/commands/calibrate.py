@@ -2,7 +2,7 @@
 
 Reads a bundle and a CSV of co-located hours (the node's sensor columns plus reference
 concentrations, UCI or generic format with ``--column``), fits ``head.correction`` (see
-:mod:`device_sim.tasks.air_quality_calibration`) and writes a new bundle version, ready for
+:mod:`device_sim.tasks.air_quality.calibration`, the task spec's ``calibrate``) and writes a new bundle version, ready for
 ``tinyfleet rollout``. Needs no TensorFlow.
 """
 
@@ -18,8 +18,7 @@ from tinyfleet.output import add_json_flag, emit, render_mapping
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from device_sim.sources.uci_air_csv import load_csv
-    from device_sim.tasks.air_quality_calibration import calibrate_bundle
+    from device_sim.tasks import spec_for, task_names
     from tinyfleet.commands.stages import _column_map
 
     bundle = load_bundle(args.bundle)
@@ -29,33 +28,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if out.resolve() == args.bundle.resolve():
         raise ConfigError("--out must differ from --bundle: the uncalibrated bundle is kept")
     column_map = _column_map(args.column) or tuple(map(tuple, bundle.extra.get("column_map", ())))
-    table = load_csv(args.data, column_map)
-    calibrated = calibrate_bundle(bundle, table, out, prior_hours=args.prior_hours)
-    correction = calibrated.head["correction"]
+    calibrate = spec_for(bundle.task).calibrate
+    if calibrate is None:
+        able = ", ".join(t for t in task_names() if spec_for(t).calibrate is not None)
+        raise ConfigError(f"{bundle.directory} is a {bundle.task} bundle; calibrate {able}")
+    calibrated, report = calibrate(bundle, args.data, out, column_map, args.prior_hours)
     result: dict[str, Any] = {
         "bundle": str(out),
         "version": calibrated.version,
         "calibrated_from": bundle.version,
-        "targets": {
-            t["key"]: {
-                "gain": round(gain, 4),
-                "bias": round(bias, 4),
-                "reference_hours": hours,
-                "mae_before": before,
-                "mae_after": after,
-                "unit": t["unit"],
-            }
-            for t, gain, bias, hours, before, after in zip(
-                calibrated.head["targets"],
-                correction["gain"],
-                correction["bias"],
-                correction["reference_hours"],
-                correction["mae_before"],
-                correction["mae_after"],
-                strict=True,
-            )
-        },
-        "note": correction["note"],
+        **report,
     }
     emit(result, args.json, render_mapping)
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from device_sim.bundle import TASKS
 from device_sim.errors import ConfigError
+from device_sim.tasks import task_names
 from tinyfleet.output import add_json_flag, emit
 
 
@@ -16,9 +16,9 @@ def run(args: argparse.Namespace) -> int:
 
     _need_training_extra()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = sorted(set(tasks) - set(TASKS))
+    unknown = sorted(set(tasks) - set(task_names()))
     if unknown:
-        raise ConfigError(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
+        raise ConfigError(f"unknown task(s) {unknown}; choose from {', '.join(task_names())}")
     result = run_demo(
         DemoOptions(
             out=args.out,
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "float vs int8 metric, messages published/received/lost, latency).",
     )
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifacts folder")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
+    parser.add_argument("--tasks", default=",".join(task_names()), help="comma-separated tasks")
     parser.add_argument("--devices", type=int, default=3, help="simulated devices (default 3)")
     parser.add_argument("--duration", type=float, default=20.0, help="fleet run in seconds")
     parser.add_argument("--seed", type=int, default=0)

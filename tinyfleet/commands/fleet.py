@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from device_sim.bundle import TASKS, load_bundle
+from device_sim.bundle import load_bundle
 from device_sim.errors import ConfigError
+from device_sim.tasks import task_names
+from tinyfleet.commands.task_options import task_option_help, tasks_with
 from tinyfleet.output import add_json_flag, emit, render_mapping
 
 log = logging.getLogger(__name__)
@@ -160,15 +162,17 @@ def run_broker(args: argparse.Namespace) -> int:
 def _bundles(args: argparse.Namespace) -> list:
     tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
     for task in tasks or []:
-        if task not in TASKS:
-            raise ConfigError(f"unknown task {task!r} in --tasks; choose from {', '.join(TASKS)}")
+        if task not in task_names():
+            raise ConfigError(
+                f"unknown task {task!r} in --tasks; choose from {', '.join(task_names())}"
+            )
     if args.bundles:
         bundles = [load_bundle(path) for path in args.bundles]
         if tasks:
             bundles = [b for b in bundles if b.task in tasks]
     else:
         root = args.artifacts
-        wanted = tasks or [t for t in TASKS if (root / t / "bundle.json").is_file()]
+        wanted = tasks or [t for t in task_names() if (root / t / "bundle.json").is_file()]
         if not wanted:
             raise ConfigError(
                 f"no bundles in {root}/<task>/: build one first (`tinyfleet build vibration "
@@ -208,8 +212,10 @@ def _task_rates(items: list[str] | None) -> dict[str, float]:
             raise ConfigError(
                 f"--task-rate {item!r}: use TASK=HZ, e.g. --task-rate vibration=1"
             ) from None
-        if task.strip() not in TASKS:
-            raise ConfigError(f"--task-rate {item!r}: unknown task; choose from {', '.join(TASKS)}")
+        if task.strip() not in task_names():
+            raise ConfigError(
+                f"--task-rate {item!r}: unknown task; choose from {', '.join(task_names())}"
+            )
     return rates
 
 
@@ -261,8 +267,9 @@ def run_device(args: argparse.Namespace) -> int:
     if args.source == "file" and args.path is None:
         raise ConfigError("--source file needs --path FILE")
     bundles = [load_bundle(path) for path in args.bundle]
-    if args.source == "mic" and any(bundle.task != "kws" for bundle in bundles):
-        raise ConfigError("--mic feeds audio: use it with kws bundles only")
+    listening = tasks_with("live_microphone")
+    if args.source == "mic" and any(bundle.task not in listening for bundle in bundles):
+        raise ConfigError(f"--mic feeds audio: use it with {', '.join(listening)} bundles only")
     if args.model_dir is not None:  # keep running what was rolled out before a restart
         from device_sim.mqtt.rollout import rolled_out_bundles
 
@@ -489,7 +496,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     device.add_argument(
         "--mic",
         action="store_true",
-        help="kws: listen on the default ALSA microphone via arecord (same as --source mic)",
+        help=task_option_help("--mic"),
     )
     device.add_argument("--path", type=Path, help="recording for --source file")
     device.add_argument("--device-id", help="device id (default: the host name)")

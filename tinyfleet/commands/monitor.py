@@ -25,28 +25,31 @@ log = logging.getLogger(__name__)
 def reference_for(bundle_dir: Path) -> tuple[str, dict[str, Any]]:
     """(task, reference statistics) recorded in the bundle, computed and recorded if missing."""
     from device_sim.bundle import update_bundle
-    from ops.monitor import MONITORING_KEY, vibration_reference
+    from device_sim.tasks import spec_for, task_names
+    from ops.monitor import MONITORING_KEY, score_reference
 
     bundle = load_bundle(bundle_dir)
     recorded = (bundle.extra or {}).get(MONITORING_KEY)
     if recorded:
         return bundle.task, recorded
-    if bundle.task != "vibration":
+    spec = spec_for(bundle.task)
+    if spec.drift_scores is None:
+        watched = ", ".join(t for t in task_names() if spec_for(t).drift_scores is not None)
         raise ConfigError(
-            f"{bundle_dir}: monitoring references exist for vibration bundles only so far "
+            f"{bundle_dir}: monitoring references exist for {watched} bundles only so far "
             f"(this is {bundle.task}); silence and invalid windows are watched for every task"
         )
     evaluation_path = bundle.directory / "evaluation.npz"
     if not evaluation_path.is_file():
         raise ConfigError(
             f"{bundle_dir} records no monitoring reference and has no evaluation.npz to compute "
-            "one from: rebuild it with `tinyfleet build vibration`"
+            f"one from: rebuild it with `tinyfleet build {bundle.task}`"
         )
     import numpy as np
 
     with np.load(evaluation_path, allow_pickle=False) as data:
         evaluation = {key: data[key] for key in data.files}
-    reference = vibration_reference(bundle, evaluation)
+    reference = score_reference(spec.drift_scores(bundle, evaluation))
     update_bundle(bundle, extra={MONITORING_KEY: reference})  # the bundle records it from now on
     return bundle.task, reference
 

@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from device_sim.bundle import TASKS
 from device_sim.errors import ConfigError
+from device_sim.tasks import task_names
+from tinyfleet.commands.task_options import task_option_help
 from tinyfleet.output import add_json_flag, emit, render_mapping
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "over budget are infeasible. Writes pareto.json, pareto.png and best/ (the best bundle "
         "within budget). Rerunning continues the study stored in SQLite.",
     )
-    tune.add_argument("task", choices=TASKS)
+    tune.add_argument("task", choices=task_names())
     tune.add_argument(
         "--flash-kb", type=_kilobytes, required=True, help="flash budget for the model, KB"
     )
@@ -149,7 +150,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument(
         "--sample-rate", type=float, help="recordings' sample rate in Hz when files do not say"
     )
-    tune.add_argument("--channel", help="vibration: channel/variable to read")
+    tune.add_argument("--channel", help=task_option_help("--channel"))
     tune.add_argument("--preset", choices=("quick", "full"), default="quick")
     tune.add_argument("--seed", type=int, default=0, help="training and sampler seed")
     tune.add_argument(

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from device_sim.bundle import TASKS, load_bundle
+from device_sim.bundle import load_bundle
 from device_sim.errors import ConfigError, TinyfleetError
+from device_sim.tasks import task_names
+from tinyfleet.commands.task_options import task_option_help
 from tinyfleet.output import add_json_flag, emit, render_mapping
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ def _column_map(pairs: list[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", choices=TASKS, help="which micromodel")
+    parser.add_argument("task", choices=task_names(), help="which micromodel")
     parser.add_argument(
         "--data",
         type=Path,
@@ -64,17 +66,15 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--synth",
         action="store_true",
-        help="kws: add the synthesized-speech corpus to the real clips of --data",
+        help=task_option_help("--synth"),
     )
-    parser.add_argument(
-        "--channel", help="vibration: channel/variable to read (default: *_DE_time)"
-    )
+    parser.add_argument("--channel", help=task_option_help("--channel", " (default: *_DE_time)"))
     parser.add_argument(
         "--column",
         action="append",
         default=[],
         metavar="SOURCE=CANONICAL",
-        help="air_quality: map a generic CSV column onto a UCI column name",
+        help=task_option_help("--column"),
     )
     parser.add_argument(
         "--teacher",
@@ -85,8 +85,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all-speakers",
         action="store_true",
-        help="kws: train the final model on every speaker of --data (no held-out speakers, so the "
-        "bundle's accuracy is on trained-on clips; estimate with benchmarks/kws_kfold.py)",
+        help=task_option_help("--all-speakers"),
     )
     add_json_flag(parser)
 
@@ -255,7 +254,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--bundle", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, help="dataset (default: the task's simulator)")
     evaluate.add_argument("--sample-rate", type=float, help="recordings' rate in Hz if unstated")
-    evaluate.add_argument("--channel", help="vibration: channel/variable to read")
+    evaluate.add_argument("--channel", help=task_option_help("--channel"))
     evaluate.add_argument("--column", action="append", default=[], metavar="SOURCE=CANONICAL")
     evaluate.add_argument("--seed", type=int, default=1, help="seed for simulated evaluation data")
     add_json_flag(evaluate)

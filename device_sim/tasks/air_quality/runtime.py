@@ -38,6 +38,7 @@ import numpy as np
 from device_sim.bundle import Bundle
 from device_sim.errors import BundleError
 from device_sim.tasks import TaskResult
+from device_sim.tasks.air_quality.head import AirQualityHead
 
 log = logging.getLogger(__name__)
 
@@ -186,15 +187,18 @@ class OutputDecoder:
     bias: np.ndarray
 
     @classmethod
-    def from_head(cls, head: Mapping[str, Any]) -> OutputDecoder:
+    def from_head(cls, head: Mapping[str, Any] | AirQualityHead) -> OutputDecoder:
+        """From the bundle head: typed, or its JSON (whole, or as far as training has built it)."""
+        if not isinstance(head, AirQualityHead):
+            head = AirQualityHead.from_dict(head)
+        targets = head.targets
+        n = len(targets)
         try:
-            targets = head["targets"]
             columns = [
                 np.array([float(t[key]) for t in targets])
                 for key in ("log_mean", "log_std", "offset")
             ]
-            correction = head.get("correction") or {}
-            n = len(targets)
+            correction = head.correction or {}
             gain = np.array([float(v) for v in correction.get("gain", [1.0] * n)])
             bias = np.array([float(v) for v in correction.get("bias", [0.0] * n)])
         except (KeyError, TypeError, ValueError) as exc:
@@ -203,7 +207,7 @@ class OutputDecoder:
             ) from exc
         if len(gain) != n or len(bias) != n:
             raise BundleError(f"air_quality head: correction needs {n} gains and biases")
-        prior = CurvePrior.from_dict(head["prior"]) if head.get("prior") else None
+        prior = CurvePrior.from_dict(head.prior) if head.prior else None
         return cls(*columns, prior, gain, bias)
 
     def z(self, outputs: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
@@ -268,12 +272,15 @@ class TaskRuntime:
     hop_samples = 1  # one estimate per new row (hourly)
 
     def __init__(self, bundle: Bundle) -> None:
-        head = bundle.head
         try:
-            self.targets = list(head["targets"])
+            head = AirQualityHead.from_dict(bundle.head)
+        except BundleError as exc:
+            raise BundleError(f"{bundle.manifest_path}: {exc}") from exc
+        try:
+            self.targets = list(head.targets)
             self.keys = [t["key"] for t in self.targets]
             self.units = [t["unit"] for t in self.targets]
-            self.bands = dict(head.get("bands") or DEFAULT_BANDS)
+            self.bands = dict(head.bands or DEFAULT_BANDS)
             self.band_names = list(self.bands["names"])
         except (KeyError, TypeError) as exc:
             raise BundleError(
@@ -287,7 +294,7 @@ class TaskRuntime:
         self.head = head
         self.inputs = list(bundle.feature_config["inputs"])
         self.window_rows = int(bundle.feature_config["window_rows"])
-        explain = head.get("explain") or {}
+        explain = head.explain or {}
         self.explanation = explain.get("per_target") if explain.get("in_payload") else None
         self.confirm_windows = max(1, int(self.bands.get("confirm_windows", 1)))
         # decoder and band constants, built once rather than once per window

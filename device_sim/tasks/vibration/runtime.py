@@ -31,7 +31,7 @@ from device_sim.bundle import Bundle
 from device_sim.errors import BundleError
 from device_sim.features.vibration import validate_window
 from device_sim.tasks import TaskResult
-from device_sim.tasks.vibration_head import VibrationHead
+from device_sim.tasks.vibration.head import VibrationHead
 
 TOP_CONTRIBUTORS = 3
 

@@ -25,6 +25,7 @@ import numpy as np
 from device_sim.bundle import Bundle
 from device_sim.errors import BundleError
 from device_sim.tasks import TaskResult
+from device_sim.tasks.kws.head import NON_KEYWORDS, KwsHead
 
 # A window is not inferred when more than this share of its samples sit at full scale: the
 # microphone or ADC saturated, and the log-mel of a clipped waveform is confident nonsense. A few
@@ -39,7 +40,6 @@ DEFAULT_DETECTION = {
     "suppression_ms": 1000,
     "minimum_count": 2,
 }
-NON_KEYWORDS = ("_silence_", "_unknown_")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,10 @@ class TaskRuntime:
     """Turns each window's posteriors into payload fields and, on a detection, an event."""
 
     def __init__(self, bundle: Bundle) -> None:
-        labels = list(bundle.head.get("labels") or [])
+        try:
+            head = KwsHead.from_dict(bundle.head)
+        except BundleError as exc:
+            raise BundleError(f"{bundle.manifest_path}: {exc}") from exc
         settings = {**DEFAULT_DETECTION, **dict(bundle.extra.get("detection") or {})}
         sample_rate = int(bundle.feature_config.get("sample_rate", 16000))
         self.hop_ms = float(settings["hop_ms"])
@@ -122,8 +125,8 @@ class TaskRuntime:
         self.hop_samples = round(sample_rate * self.hop_ms / 1000)
         self.window_ms = float(bundle.feature_config.get("clip_ms", 1000))
         self.detector = KeywordDetector(
-            labels,
-            list(bundle.head.get("keywords") or []) or None,
+            list(head.labels),
+            list(head.keywords or []) or None,
             average_window_ms=settings["average_window_ms"],
             threshold=settings["threshold"],
             suppression_ms=settings["suppression_ms"],

@@ -30,9 +30,12 @@ from device_sim.errors import ConfigError, DataError
 from device_sim.features import feature_config_from_dict
 from device_sim.features.air_quality import sliding_windows
 from device_sim.sources.uci_air_csv import AirQualityTable
-from device_sim.tasks.air_quality import OutputDecoder
+from device_sim.tasks.air_quality.head import AirQualityHead
+from device_sim.tasks.air_quality.runtime import OutputDecoder
 
 log = logging.getLogger(__name__)
+
+TASK = "air_quality"  # the only task whose bundles this calibrates
 
 MIN_REFERENCE_HOURS = 6  # per target; fewer and that target keeps its current correction
 PRIOR_HOURS = 24.0
@@ -63,8 +66,8 @@ def run_model(bundle: Bundle, table: AirQualityTable) -> ModelOnTable:
     """Front end + int8 model (as on the device) over every window with complete inputs."""
     from device_sim.interpreter import Int8Model
 
-    if bundle.task != "air_quality":
-        raise ConfigError(f"{bundle.directory} is a {bundle.task} bundle; calibrate air_quality")
+    if bundle.task != TASK:
+        raise ConfigError(f"{bundle.directory} is a {bundle.task} bundle; calibrate {TASK}")
     config = feature_config_from_dict(bundle.feature_config)
     missing = [name for name in config.inputs if not table.has(name)]
     if missing:
@@ -79,8 +82,9 @@ def run_model(bundle: Bundle, table: AirQualityTable) -> ModelOnTable:
     features = config.build().batch(windows[complete])
     model = Int8Model.from_bundle(bundle)
     outputs = model.predict_batch(features)
-    decoder = OutputDecoder.from_head({**bundle.head, "correction": None})
-    names = [t["name"] for t in bundle.head["targets"]]
+    head = AirQualityHead.from_dict(bundle.head)
+    decoder = OutputDecoder.from_head(head.with_correction(None))
+    names = head.names
     reference = np.full((len(end_row), len(names)), np.nan)
     for j, name in enumerate(names):
         if table.has(name):
@@ -274,7 +278,8 @@ def calibrate_bundle(
         "mae_after": after,
         "note": "MAE on the reference hours the correction was fitted on (in-sample)",
     }
-    for target, b, a in zip(bundle.head["targets"], before, after, strict=True):
+    head = AirQualityHead.from_dict(bundle.head)
+    for target, b, a in zip(head.targets, before, after, strict=True):
         log.info("%s MAE on the reference hours: %s → %s %s", target["key"], b, a, target["unit"])
     provenance = {
         **bundle.provenance,
@@ -288,10 +293,48 @@ def calibrate_bundle(
         input=bundle.input,
         output=bundle.output,
         feature_config=run.config.to_dict(),
-        head={**bundle.head, "correction": correction},
+        head=head.with_correction(correction).to_dict(),
         metrics=bundle.metrics,
         sizes={k: v for k, v in bundle.sizes.items() if k != "tflite_bytes"},
         sparsity=bundle.sparsity,
         provenance=provenance,
         extra=bundle.extra,
     )
+
+
+def calibrate_csv(
+    bundle: Bundle,
+    data: Path,
+    out_dir: Path,
+    column_map: tuple[tuple[str, str], ...] = (),
+    prior_hours: float = PRIOR_HOURS,
+) -> tuple[Bundle, dict[str, Any]]:
+    """``tinyfleet calibrate``: the calibrated bundle and its per-target report (gain, bias, MAE).
+
+    ``data`` is a CSV of co-located hours (UCI or generic with ``column_map``).
+    """
+    from device_sim.sources.uci_air_csv import load_csv
+
+    calibrated = calibrate_bundle(bundle, load_csv(data, column_map), out_dir, prior_hours)
+    head = AirQualityHead.from_dict(calibrated.head)
+    correction = head.correction or {}
+    targets = {
+        t["key"]: {
+            "gain": round(gain, 4),
+            "bias": round(bias, 4),
+            "reference_hours": hours,
+            "mae_before": before,
+            "mae_after": after,
+            "unit": t["unit"],
+        }
+        for t, gain, bias, hours, before, after in zip(
+            head.targets,
+            correction["gain"],
+            correction["bias"],
+            correction["reference_hours"],
+            correction["mae_before"],
+            correction["mae_after"],
+            strict=True,
+        )
+    }
+    return calibrated, {"targets": targets, "note": correction["note"]}
