@@ -3,6 +3,6 @@
 Imports and runs without TensorFlow (``pip install .[device]``), as on a Raspberry Pi.
 """
 
-from tinyfleet import __version__
+from device_sim.version import __version__
 
 __all__ = ["__version__"]

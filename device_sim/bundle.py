@@ -25,7 +25,7 @@ import numpy as np
 
 from device_sim.atomic import atomic_write
 from device_sim.errors import BundleError
-from tinyfleet import __version__
+from device_sim.version import __version__
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.tflite"

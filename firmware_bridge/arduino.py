@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from device_sim.bundle import Bundle
 from firmware_bridge.c_text import c_identifier
-from tinyfleet import __version__
+from device_sim.version import __version__
 
 
 def library_name(bundle: Bundle) -> str:

@@ -4,4 +4,6 @@ This package only holds the command-line wiring and the version; the work lives 
 ``training``, ``quantize``, ``firmware_bridge`` and ``device_sim``.
 """
 
-__version__ = "0.1.0"
+from device_sim.version import __version__
+
+__all__ = ["__version__"]

@@ -20,7 +20,7 @@ if {"simulate", "device", "subscribe"} & set(sys.argv[1:3]):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from device_sim.errors import TinyfleetError  # noqa: E402
-from tinyfleet import __version__  # noqa: E402
+from device_sim.version import __version__  # noqa: E402
 from tinyfleet.output import setup_logging  # noqa: E402
 
 COMMAND_MODULES = (

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 from device_sim.bundle import Bundle
 from device_sim.mqtt import topics
 from device_sim.tasks import spec_for
-from tinyfleet import __version__
+from device_sim.version import __version__
 
 DISCOVERY_PREFIX = "homeassistant"
 HA_STATUS_TOPIC = f"{DISCOVERY_PREFIX}/status"
