@@ -103,7 +103,7 @@ def summarize(folds: list[dict]) -> dict:
 
 def final_build(options, out: Path) -> dict:
     """Train on the whole file (no held-out part is scored) and measure the deployable bundle."""
-    from tinyfleet.commands.stages import build
+    from pipeline.build import build
 
     hyper = dict(options.hyperparameters)
     bundle = build("air_quality", options, out, export=True)

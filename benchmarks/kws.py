@@ -184,7 +184,7 @@ def noise_false_alarms(bundle_dir: Path) -> dict:
 def build_run(name: str, preset: str, seed: int, out: Path) -> dict:
     from device_sim.bundle import load_bundle
     from firmware_bridge.arena import measure_arena
-    from tinyfleet.commands.stages import build
+    from pipeline.build import build
     from training import kws
     from training.stage import TrainOptions
 

@@ -30,11 +30,11 @@ log = logging.getLogger("benchmarks.tune_kws")
 
 def _build_and_measure(task: str, options: Any, out: Path) -> dict[str, Any]:
     """Train → int8 bundle → measured flash/arena/MACs, like one tune trial."""
+    from pipeline.tune import _headline, measure_bundle
     from quantize.stage import quantize_trained
     from training.distill import teacher_from_options
     from training.keras_env import keras
     from training.tasks import task_module
-    from training.tune import _headline, measure_bundle
 
     keras.backend.clear_session()
     started = time.perf_counter()
@@ -57,7 +57,7 @@ def fronts_per_budget(
     summary: dict[str, Any], budgets_kb: list[float], arena_kb: float
 ) -> dict[str, Any]:
     """The Pareto front among the study's trials that fit each flash budget."""
-    from training.search import Budget, pareto_front
+    from pipeline.search import Budget, pareto_front
 
     metric, direction = summary["metric"], summary["direction"]
     result = {}
@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
 
-    from training.search import Budget, distance_to_front, parse_override
+    from pipeline.search import Budget, distance_to_front, parse_override
+    from pipeline.tune import TuneRequest, tune
     from training.stage import TrainOptions
-    from training.tune import TuneRequest, tune
 
     out = args.out or Path("artifacts") / "bench" / f"tune_{args.task}"
     budgets = [float(v) for v in args.budgets_kb.split(",")]
@@ -177,7 +177,7 @@ _TEACHER_DEFAULTS = {
 
 def distillation(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Student (the preset) without and with a bigger teacher, same data and seed, int8 metric."""
-    from training.search import metric_direction, parse_override
+    from pipeline.search import metric_direction, parse_override
     from training.stage import TrainOptions
 
     pairs = [parse_override(t) for t in (args.teacher_knob or _TEACHER_DEFAULTS[args.task])]

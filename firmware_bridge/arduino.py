@@ -9,8 +9,8 @@ includes. TFLM itself comes from the TensorFlow Lite Micro Arduino library
 from __future__ import annotations
 
 from device_sim.bundle import Bundle
-from firmware_bridge.c_text import c_identifier
 from device_sim.version import __version__
+from firmware_bridge.c_text import c_identifier
 
 
 def library_name(bundle: Bundle) -> str:

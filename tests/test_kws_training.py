@@ -25,7 +25,7 @@ DEV = Path(os.environ.get("TINYFLEET_SPEECH_COMMANDS", "/work/shared/data/speech
 def tiny_bundle(tmp_path_factory):
     if not DEV.is_dir():
         pytest.skip("needs the Speech Commands dev folder")
-    from tinyfleet.commands.stages import build
+    from pipeline.build import build
 
     options = TrainOptions(
         data=DEV,

@@ -69,7 +69,7 @@ def test_report_is_one_self_contained_page_whose_charts_decode(vibration_bundle,
 
 
 def test_report_renders_in_headless_chromium(vibration_bundle, tmp_path):
-    from training.report import write_report
+    from pipeline.report import write_report
 
     out = write_report(vibration_bundle.directory, tmp_path / "report.html")
     screenshot = tmp_path / "report.png"
@@ -93,7 +93,7 @@ def test_report_renders_in_headless_chromium(vibration_bundle, tmp_path):
 
 def test_report_leads_with_the_answer_in_the_first_screen(vibration_bundle, tmp_path):
     """A 1280×800 screenshot shows the headline: int8 AUC, flash, RAM, MACs and MCU fit."""
-    from training.report import write_report
+    from pipeline.report import write_report
 
     out = write_report(vibration_bundle.directory, tmp_path / "report.html")
     auc = vibration_bundle.metrics["int8"]["auc"]
@@ -120,7 +120,7 @@ def test_report_leads_with_the_answer_in_the_first_screen(vibration_bundle, tmp_
 
 
 def test_report_without_evaluation_data_says_what_is_missing(vibration_bundle, tmp_path):
-    from training.report import write_report
+    from pipeline.report import write_report
 
     copy = tmp_path / "bundle"
     shutil.copytree(vibration_bundle.directory, copy)

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from device_sim.errors import ConfigError
-from training.search import (
+from pipeline.search import (
     Budget,
     distance_to_front,
     metric_direction,

@@ -20,10 +20,10 @@ def test_tune_scores_trials_as_int8_with_measured_sizes_and_resumes_the_study(tm
     from optimize_fixtures import small_vibration_folder
 
     from device_sim.bundle import load_bundle
+    from pipeline.search import Budget, parse_override
+    from pipeline.tune import TuneRequest, tune
     from tinyfleet.cli import main
-    from training.search import Budget, parse_override
     from training.stage import TrainOptions
-    from training.tune import TuneRequest, tune
 
     data = small_vibration_folder(tmp_path / "data", sample_rate=RATE_HZ)
     out = tmp_path / "tune"
@@ -96,7 +96,7 @@ def test_tune_refuses_an_unknown_knob_before_training(tmp_path, capsys):
 def test_a_repeated_knob_set_is_recognised_instead_of_retrained():
     import optuna
 
-    from training.tune import _same_knobs_done
+    from pipeline.tune import _same_knobs_done
 
     study = optuna.create_study(directions=["maximize", "minimize"])
 

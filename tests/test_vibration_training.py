@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
 
 @pytest.fixture(scope="module")
 def sim_bundle(tmp_path_factory):
-    from tinyfleet.commands.stages import build
+    from pipeline.build import build
     from training.stage import TrainOptions
 
     out = tmp_path_factory.mktemp("vibration-bundle")
@@ -104,7 +104,7 @@ def test_five_seconds_of_normal_data_per_condition_build_a_calibrated_int8_bundl
     record the threshold's expected false-alarm rate and its uncertainty."""
     from scipy import io as scipy_io
 
-    from tinyfleet.commands.stages import build
+    from pipeline.build import build
     from training.stage import TrainOptions
 
     rate = 12000.0

@@ -47,7 +47,7 @@ def headline(task: str, metrics: dict[str, Any]) -> tuple[str, Any]:
 
 def build_bundles(options: DemoOptions) -> tuple[list[Bundle], dict[str, float]]:
     from device_sim.bundle import load_bundle
-    from tinyfleet.commands.stages import build
+    from pipeline.build import build
     from training.stage import TrainOptions
 
     bundles, seconds = [], {}
@@ -92,7 +92,7 @@ def model_line(bundle: Bundle) -> str:
 
 
 def write_reports(bundles: Sequence[Bundle]) -> dict[str, str]:
-    from training.report import write_report
+    from pipeline.report import write_report
 
     return {bundle.task: str(write_report(bundle.directory)) for bundle in bundles}
 

@@ -58,9 +58,9 @@ def run_tune(args: argparse.Namespace) -> int:
     from tinyfleet.commands.stages import _need_training_extra
 
     _need_training_extra()
-    from training.search import Budget, parse_override
+    from pipeline.search import Budget, parse_override
+    from pipeline.tune import TuneRequest, tune
     from training.stage import TrainOptions
-    from training.tune import TuneRequest, tune
 
     if args.data is not None and not args.data.exists():
         raise ConfigError(f"--data {args.data} does not exist")
@@ -98,7 +98,7 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from training.report import write_report
+    from pipeline.report import write_report
 
     out = write_report(args.bundle, args.out)
     emit({"report": str(out), "bytes": out.stat().st_size}, args.json, render_mapping)

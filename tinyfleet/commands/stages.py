@@ -151,28 +151,9 @@ def _summary(bundle) -> dict[str, Any]:
     }
 
 
-def build(
-    task: str, options, out: Path, *, export: bool = True, target: str = "c", qat: bool = False
-):
-    """train → prune → int8 → bundle → firmware export, as one call (also used by ``demo``)."""
-    from quantize.stage import quantize_trained
-    from training.tasks import task_module
-
-    started = time.perf_counter()
-    trained = task_module(task).train(options)
-    trained.provenance.setdefault("train_seconds", round(time.perf_counter() - started, 1))
-    trained.provenance.setdefault("preset", options.preset)
-    trained.save(out)
-    bundle = quantize_trained(trained, out, qat=qat)
-    if export:
-        from firmware_bridge.export import export_firmware
-
-        export_firmware(bundle, out / "firmware", target=target)
-        bundle = load_bundle(out)
-    return bundle
-
-
 def run_build(args: argparse.Namespace) -> int:
+    from pipeline.build import build
+
     _need_training_extra()
     bundle = build(
         args.task, _options(args), _out_dir(args), export=not args.no_export, target=args.target

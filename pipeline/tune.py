@@ -29,7 +29,7 @@ from typing import Any
 from device_sim import console
 from device_sim.bundle import Bundle, load_bundle
 from device_sim.errors import ConfigError, TinyfleetError
-from training.search import Budget, Knob, metric_direction, pareto_front, parse_space
+from pipeline.search import Budget, Knob, metric_direction, pareto_front, parse_space
 from training.stage import TrainOptions
 
 log = logging.getLogger(__name__)
@@ -148,15 +148,12 @@ class _TrialRunner:
     """The objective: one trial = train + int8 + measure, in its own folder under ``trials/``."""
 
     def __init__(self, request: TuneRequest, knobs: Sequence[Knob], direction: str) -> None:
-        from training.tasks import task_module
-
         self.request = request
         self.direction = direction
         self.knobs = list(knobs)
-        self.task = task_module(request.task)
 
     def __call__(self, trial: Any) -> tuple[float, float]:
-        from quantize.stage import quantize_trained
+        from pipeline.build import train_and_quantize
         from training.distill import teacher_from_options
         from training.keras_env import keras
 
@@ -188,15 +185,10 @@ class _TrialRunner:
         log.info("trial %d: %s", trial.number, values)
         started = time.perf_counter()
         keras.backend.clear_session()
-        trained = self.task.train(options)
-        trained.provenance["tune"] = {
-            "study": self.request.name,
-            "trial": trial.number,
-            "knobs": values,
-        }
-        trained.provenance.setdefault("preset", options.preset)
-        trained.save(out)
-        bundle = quantize_trained(trained, out)
+        tune_record = {"study": self.request.name, "trial": trial.number, "knobs": values}
+        bundle = train_and_quantize(
+            self.request.task, options, out, provenance={"tune": tune_record}
+        )
         measured = measure_bundle(bundle)
         metric, value = _headline(bundle.metrics["int8"])
         if metric_direction(metric) != self.direction:
@@ -323,7 +315,7 @@ def tune(request: TuneRequest) -> dict[str, Any]:
     before = len(study.trials)
     if before == 0 and request.trials > 0 and request.worker_index == 0:
         study.enqueue_trial({}, user_attrs={PRESET_DEFAULTS: True})
-    from training.tune_workers import start_workers, trials_of_worker, wait_for_workers
+    from pipeline.tune_workers import start_workers, trials_of_worker, wait_for_workers
 
     workers = start_workers(request) if request.worker_index == 0 else []
     own_trials = trials_of_worker(request.trials, request.workers, request.worker_index)

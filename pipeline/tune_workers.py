@@ -32,7 +32,7 @@ def trials_of_worker(trials: int, workers: int, index: int) -> int:
 
 
 def start_workers(request: Any) -> list[tuple[subprocess.Popen, Path]]:
-    """Start workers 1 … N−1 for ``request`` (a :class:`training.tune.TuneRequest`)."""
+    """Start workers 1 … N−1 for ``request`` (a :class:`pipeline.tune.TuneRequest`)."""
     if request.workers < 1:
         raise ConfigError("--workers must be >= 1")
     if request.workers == 1:
@@ -58,7 +58,7 @@ def start_workers(request: Any) -> list[tuple[subprocess.Popen, Path]]:
             pickle.dump(dataclasses.replace(request, worker_index=index), file)
         log_path = Path(name).with_suffix(".log")
         process = subprocess.Popen(
-            [sys.executable, "-m", "training.tune_workers", name],
+            [sys.executable, "-m", "pipeline.tune_workers", name],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=open(log_path, "wb"),  # noqa: SIM115 - owned by the child
@@ -88,7 +88,7 @@ def _main(request_file: str) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     console.configure("off", native_logs=False)  # before TensorFlow is imported
-    from training.tune import tune
+    from pipeline.tune import tune
 
     with open(request_file, "rb") as file:
         request = pickle.load(file)
