@@ -1,41 +1,27 @@
-"""Keyword spotting: 12 labels (ten keywords, ``_silence_``, ``_unknown_``) from 1 s of 16 kHz audio.
-
-Data: a Speech Commands-style folder (``--data``, split by speaker, see
-:mod:`training.speech_commands`), the synthesized corpus (default, :mod:`training.synth_speech`), or
-both (``--data DIR --synth``). Every training clip is augmented ``copies`` times
-(:mod:`training.audio_augment`); evaluation clips are not augmented.
-
-Model: a DS-CNN (Zhang et al. 2017, "Hello Edge"; the MLPerf Tiny KWS reference) on 49×10 MFCCs —
-one strided 10×4 convolution, then depthwise-separable blocks, average pooling and a dense softmax.
-The ``full`` preset (width 48, depth 4) needs ~1.6 M MACs per inference, well under our 2 M budget;
-MLPerf's width-64 model needs ~2.7 M.
-"""
+"""The KWS data set: which clips train and which evaluate (by speaker), and the epoch maker."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from device_sim import console
-from device_sim.bundle import Bundle
 from device_sim.errors import DataError
-from device_sim.features.audio import (
-    AudioFeatureConfig,
-    AudioFrontEnd,
-    default_config,
-    with_normalization,
+from device_sim.features.audio import AudioFrontEnd
+from training.kws import audio_augment
+from training.kws.audio_augment import AugmentPlan
+from training.kws.features import (
+    augmented_features,
+    label_indices,
+    silence_features,
+    synth_eval_features,
+    synth_plan,
 )
-from training import audio_augment
-from training.audio_augment import AugmentPlan
-from training.kws_teacher import TEACHER_NAME
-from training.speech_commands import (
+from training.kws.speech_commands import (
     KEYWORDS,
     LABELS,
     SILENCE,
@@ -46,130 +32,10 @@ from training.speech_commands import (
     load_clips,
     scan_folder,
 )
-from training.stage import TrainedModel, TrainOptions
-from training.synth_speech import SynthCorpus, SynthPlan, load_or_synthesize
+from training.kws.synth_speech import load_or_synthesize
+from training.stage import TrainOptions
 
 log = logging.getLogger(__name__)
-
-# Knobs per preset; `tinyfleet tune` overrides them by name (see SEARCH_SPACE).
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "features": "mfcc",
-        "n_mfcc": 10,
-        "width": 32,
-        "depth": 2,
-        "dropout": 0.1,
-        "epochs": 20,
-        "batch_size": 64,
-        "learning_rate": 4e-3,
-        "sparsity": 0.3,
-        "copies": 3,
-        "keyword_renditions": 60,
-        "unknown_renditions": 3,
-        "fresh_augmentation": 1,
-        "holdout": 1,
-        "folds": 0,
-        "fold": 0,
-        "augment": {},  # AugmentPlan field overrides, e.g. {"noise_probability": 0.8}
-    },
-    "full": {
-        "features": "mfcc",
-        "n_mfcc": 10,
-        "width": 48,
-        "depth": 4,
-        "dropout": 0.2,
-        "epochs": 30,
-        "batch_size": 64,
-        "learning_rate": 3e-3,
-        "sparsity": 0.5,
-        "copies": 4,
-        "keyword_renditions": 150,
-        "unknown_renditions": 10,
-        "fresh_augmentation": 1,
-        "holdout": 1,
-        "folds": 0,
-        "fold": 0,
-        "augment": {},  # AugmentPlan field overrides, e.g. {"noise_probability": 0.8}
-    },
-}
-SEARCH_SPACE: dict[str, Any] = {
-    "width": [16, 24, 32, 48, 64],
-    "depth": (1, 5),
-    "dropout": (0.0, 0.4),
-    "learning_rate": (5e-4, 1e-2),
-    "sparsity": (0.0, 0.8),
-    "copies": (1, 8),
-    "n_mfcc": [10, 13, 16, 20],
-    "features": ["mfcc", "log_mel"],
-}
-# How the device turns per-window posteriors into events (see device_sim/tasks/kws.py).
-DETECTION = {
-    "hop_ms": 250,
-    "average_window_ms": 750,
-    "threshold": 0.6,
-    "suppression_ms": 1000,
-    "minimum_count": 2,
-}
-
-
-def ds_cnn(
-    input_shape: tuple[int, ...],
-    n_classes: int,
-    width: int = 48,
-    depth: int = 4,
-    *,
-    first_kernel: tuple[int, int] = (10, 4),
-    first_stride: tuple[int, int] = (2, 2),
-    dropout: float = 0.2,
-) -> Any:
-    """A DS-CNN: strided conv, ``depth`` depthwise-separable blocks of ``width`` channels, softmax.
-
-    Convolutions have no bias because batch norm follows; the converter folds BN into them, so the
-    int8 graph is CONV/DEPTHWISE_CONV/AVERAGE_POOL/FULLY_CONNECTED/SOFTMAX — all in TFLM.
-    """
-    from training.keras_env import keras
-
-    layers = keras.layers
-    inputs = keras.Input(shape=input_shape)
-    x = layers.Conv2D(width, first_kernel, strides=first_stride, padding="same", use_bias=False)(
-        inputs
-    )
-    x = layers.ReLU()(layers.BatchNormalization()(x))
-    if dropout:
-        x = layers.Dropout(dropout)(x)
-    for _ in range(depth):
-        x = layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
-        x = layers.Conv2D(width, (1, 1), use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
-    if dropout:
-        x = layers.Dropout(dropout)(x)
-    x = layers.AveragePooling2D(pool_size=tuple(int(n) for n in x.shape[1:3]))(x)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(n_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=f"ds_cnn_w{width}_d{depth}")
-
-
-def count_macs(model: Any) -> int:
-    """Multiply-accumulates of one inference (conv, depthwise, dense; BN is folded away)."""
-    from training.keras_env import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            _, h, w, c = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += h * w * c * kh * kw
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += h * w * c * kh * kw * layer.input.shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += layer.input.shape[-1] * layer.units
-    return int(total)
-
-
-# ---------------------------------------------------------------- data set
 
 
 @dataclass
@@ -188,69 +54,6 @@ class KwsData:
     x_eval: np.ndarray
     y_eval: np.ndarray
     description: dict[str, Any]
-
-
-def _augmented_features(
-    clips: list[np.ndarray] | np.ndarray,
-    frontend: AudioFrontEnd,
-    rng: np.random.Generator,
-    plan: AugmentPlan,
-    noises: list[np.ndarray] | None,
-    *,
-    place: bool = False,
-    chunk: int = 512,
-) -> np.ndarray:
-    """Augment each clip (trimmed synthetic words are first placed in a 1 s window) → features."""
-    out = []
-    starts = range(0, len(clips), chunk)
-    for start in console.track(starts, f"kws features ({len(clips)} clips)", "chunks"):
-        batch = []
-        for clip in clips[start : start + chunk]:
-            clip = np.asarray(clip)
-            if clip.dtype == np.int16:
-                clip = clip.astype(np.float32) / 32768.0
-            if place:
-                clip = audio_augment.place_word(clip, rng)
-            batch.append(audio_augment.augment_clip(clip, rng, plan, noises))
-        features = frontend.batch(np.stack(batch))
-        out.append(np.stack([audio_augment.spec_augment(f, rng, plan) for f in features]))
-    return np.concatenate(out) if out else np.zeros((0, *frontend.feature_shape), np.float32)
-
-
-def _silence_features(
-    count: int, frontend: AudioFrontEnd, rng: np.random.Generator, noises: list[np.ndarray] | None
-) -> np.ndarray:
-    clips = np.stack([audio_augment.silence_clip(rng, noises) for _ in range(count)])
-    return frontend.batch(clips)
-
-
-def _synth_eval_features(
-    corpus: SynthCorpus, frontend: AudioFrontEnd, rng: np.random.Generator
-) -> np.ndarray:
-    """Held-out synthetic voices as a device would hear them: placed anywhere, mildly noisy."""
-    plan = AugmentPlan(
-        shift_ms=0,
-        speed_probability=0,
-        filter_probability=0,
-        reverb_probability=0,
-        noise_probability=1.0,
-        snr_db=(10.0, 30.0),
-        mask_probability=0,
-    )
-    return _augmented_features(corpus.audio, frontend, rng, plan, None, place=True)
-
-
-def _label_indices(labels: np.ndarray | list[str]) -> np.ndarray:
-    index = {label: i for i, label in enumerate(LABELS)}
-    return np.array([index[label] for label in labels], dtype=np.int64)
-
-
-def _synth_plan(knob: Callable[[str], Any], seed: int) -> SynthPlan:
-    return SynthPlan(
-        keyword_renditions=int(knob("keyword_renditions")),
-        unknown_renditions=int(knob("unknown_renditions")),
-        seed=seed,
-    )
 
 
 def split_by_fold(
@@ -329,7 +132,7 @@ def build_dataset(
         if n_test_silence > 0:
             eval_rng = np.random.default_rng(options.seed + 1)
             x_eval = np.concatenate(
-                [x_eval, _silence_features(n_test_silence, frontend, eval_rng, noises)]
+                [x_eval, silence_features(n_test_silence, frontend, eval_rng, noises)]
             )
             y_eval = np.concatenate([y_eval, np.full(n_test_silence, LABELS.index(SILENCE))])
         description.update(
@@ -341,10 +144,10 @@ def build_dataset(
             background_recordings=len(folder.background),
         )
     if use_synth:
-        corpus = load_or_synthesize(_synth_plan(knob, options.seed))
+        corpus = load_or_synthesize(synth_plan(knob, options.seed))
         synth_train, synth_test = corpus.split()
         synth_audio = synth_train.audio
-        synth_labels = _label_indices(synth_train.labels)
+        synth_labels = label_indices(synth_train.labels)
         description.update(
             synth_words=len(corpus.audio),
             synth_train_voices=len(set(synth_train.speakers)),
@@ -352,11 +155,11 @@ def build_dataset(
         )
         if options.data is None:
             eval_rng = np.random.default_rng(options.seed + 1)
-            x_eval = _synth_eval_features(synth_test, frontend, eval_rng)
-            y_eval = _label_indices(synth_test.labels)
+            x_eval = synth_eval_features(synth_test, frontend, eval_rng)
+            y_eval = label_indices(synth_test.labels)
             n_test_silence = max(1, len(synth_test.audio) // 12)
             x_eval = np.concatenate(
-                [x_eval, _silence_features(n_test_silence, frontend, eval_rng, None)]
+                [x_eval, silence_features(n_test_silence, frontend, eval_rng, None)]
             )
             y_eval = np.concatenate([y_eval, np.full(n_test_silence, LABELS.index(SILENCE))])
             n_silence = int(np.mean([np.sum(synth_labels == i) for i in range(len(KEYWORDS))]))
@@ -370,15 +173,15 @@ def build_dataset(
         parts, rows = [], []
         for _ in range(copies):
             if len(real_rows):
-                parts.append(_augmented_features(real_audio, frontend, epoch_rng, plan, noises))
+                parts.append(augmented_features(real_audio, frontend, epoch_rng, plan, noises))
                 rows.append(real_rows)
             if len(synth_rows):
                 parts.append(
-                    _augmented_features(synth_audio, frontend, epoch_rng, plan, noises, place=True)
+                    augmented_features(synth_audio, frontend, epoch_rng, plan, noises, place=True)
                 )
                 rows.append(synth_rows)
             if n_silence:
-                parts.append(_silence_features(n_silence, frontend, epoch_rng, noises))
+                parts.append(silence_features(n_silence, frontend, epoch_rng, noises))
                 rows.append(np.full(n_silence, silence_row))
         return np.concatenate(parts), np.concatenate(rows)
 
@@ -399,268 +202,3 @@ def build_dataset(
         y_eval=np.asarray(y_eval, dtype=np.int64),
         description=description,
     )
-
-
-# ---------------------------------------------------------------- train / score / evaluate
-
-
-def _speech_teacher_targets(data: KwsData, teacher: Any, options: TrainOptions) -> np.ndarray:
-    """Blended soft targets: out-of-fold speech-embedding teacher on the real training clips,
-    one-hot labels for synthetic words and silence (the teacher never labels what it was not
-    shown). Embeddings of the whole folder are cached once in ``$TINYFLEET_CACHE``."""
-    from device_sim.sources.speech_synth import cache_dir
-    from training.distill import blend_soft_labels
-    from training.kws_teacher import out_of_fold_probabilities
-    from training.speech_embedding import cached_embeddings
-
-    n_classes = len(LABELS)
-    if options.data is None or not len(data.train_audio):
-        raise DataError(
-            f"--teacher {TEACHER_NAME} labels real recordings: pass --data with a Speech "
-            "Commands-style folder (a synthetic-only build has nothing for it to teach on)"
-        )
-    embeddings = cached_embeddings(data.train_audio, cache_dir().parent / "kws-embeddings")
-    n_real = len(data.train_audio)
-    probabilities = np.eye(n_classes, dtype=np.float32)[data.targets]
-    probabilities[:n_real] = out_of_fold_probabilities(
-        embeddings, data.targets[:n_real], data.train_speakers, n_classes, seed=options.seed
-    )
-    blended = blend_soft_labels(probabilities, data.targets, teacher, n_classes)
-    blended[n_real:] = np.eye(n_classes, dtype=np.float32)[data.targets[n_real:]]
-    data.description["teacher_agreement"] = round(
-        float(np.mean(np.argmax(probabilities[:n_real], 1) == data.targets[:n_real])), 4
-    )
-    return blended
-
-
-def _cosine_schedule(epochs: int, learning_rate: float) -> Callable[[int, float], float]:
-    def rate(epoch: int, _current: float) -> float:
-        return float(learning_rate * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * epoch / epochs))))
-
-    return rate
-
-
-def train(options: TrainOptions) -> TrainedModel:
-    """Dataset → DS-CNN → fit with pruning → stripped float model with float metrics.
-
-    ``--teacher speech-embedding`` distils from a head on Google's speech embedding
-    (:mod:`training.kws_teacher`); any other ``--teacher`` goes through the shared fit loop.
-    """
-    from training.distill import teacher_from_options
-    from training.fit import FitPlan, fit_pruned
-    from training.keras_env import keras, seed_everything
-    from training.kws_epochs import EpochSource, FreshAugmentation
-    from training.pruning import PruningPlan
-
-    seed_everything(options.seed)
-    preset = PRESETS[options.preset]
-
-    def knob(name: str) -> Any:
-        return options.knob(name, preset[name])
-
-    config = default_config(str(knob("features")), n_mfcc=int(knob("n_mfcc")))
-    frontend = config.build()
-    started = time.perf_counter()
-    data = build_dataset(options, frontend, knob)
-    first_x, first_rows = data.make_features(np.random.default_rng(options.seed + 7))
-    config = with_normalization(config, first_x)
-    frontend = config.build()
-    data.x_eval = frontend.normalize(data.x_eval)
-    targets: np.ndarray = data.targets
-    loss = "sparse_categorical_crossentropy"
-    teacher = options.teacher
-    speech_teacher = teacher is not None and str(teacher) == TEACHER_NAME
-    if speech_teacher:
-        teacher = teacher_from_options(options).teacher
-        targets = _speech_teacher_targets(data, teacher, options)
-        loss = "categorical_crossentropy"
-    data_seconds = time.perf_counter() - started
-    log.info("kws data: %s (%.1f s)", data.description, data_seconds)
-
-    width, depth = int(knob("width")), int(knob("depth"))
-    model = ds_cnn(
-        frontend.feature_shape, len(LABELS), width, depth, dropout=float(knob("dropout"))
-    )
-    epochs = int(knob("epochs"))
-    batch_size = int(knob("batch_size"))
-    plan = FitPlan(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=float(knob("learning_rate")),
-        pruning=PruningPlan(target_sparsity=float(knob("sparsity"))),
-    )
-    schedule = keras.callbacks.LearningRateScheduler(
-        _cosine_schedule(epochs, float(knob("learning_rate")))
-    )
-    if bool(knob("fresh_augmentation")):
-        source = EpochSource(data.make_features, targets, frontend.normalize)
-        x_fit: Any = FreshAugmentation(source, batch_size, options.seed)
-        y_fit = None
-    else:  # the same augmented copies every epoch (the recipe before #13)
-        x_fit, y_fit = frontend.normalize(first_x), targets[first_rows]
-    result = fit_pruned(
-        model,
-        x_fit,
-        y_fit,
-        plan,
-        loss=loss,
-        metrics=["accuracy"],
-        extra_callbacks=[schedule],
-        teacher=None if speech_teacher else teacher,
-    )
-    x_train = frontend.normalize(first_x)
-    evaluation = {"x": data.x_eval, "y": data.y_eval}
-    head = {
-        "labels": list(LABELS),
-        "keywords": list(KEYWORDS),
-        "silence": SILENCE,
-        "unknown": UNKNOWN,
-    }
-
-    def float_predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(result.model.predict(x, batch_size=256, verbose=0))
-
-    metrics_float = score(float_predict, evaluation, head)
-    order = np.random.default_rng(options.seed).permutation(len(x_train))
-    macs = count_macs(result.model)
-    return TrainedModel(
-        task="kws",
-        name=f"kws-dscnn-w{width}-d{depth}",
-        model=result.model,
-        feature_config=config,
-        head=head,
-        representative=x_train[order[:300]],
-        evaluation=evaluation,
-        metrics_float=metrics_float,
-        sparsity=result.sparsity,
-        provenance={
-            "seed": options.seed,
-            "preset": options.preset,
-            "knobs": {name: knob(name) for name in preset},
-            "data": data.description,
-            "data_seconds": round(data_seconds, 1),
-            "fit_seconds": round(result.seconds, 1),
-            "history": result.history,
-            "teacher": teacher.describe()
-            if hasattr(teacher, "describe")
-            else teacher and str(teacher),
-        },
-        extra={"macs": macs, "detection": dict(DETECTION), "augment": data.description["augment"]},
-    )
-
-
-def score(
-    predict: Callable[[np.ndarray], np.ndarray], evaluation: dict[str, np.ndarray], head: dict
-) -> dict[str, Any]:
-    """Top-1 accuracy (headline), per-label accuracy (recall), count and confusion matrix.
-
-    ``confusion[i][j]`` counts clips of label ``i`` predicted as label ``j``.
-    """
-    labels = list(head["labels"])
-    y = np.asarray(evaluation["y"], dtype=np.int64)
-    if len(y) == 0:
-        raise DataError("no evaluation clips: nothing to score")
-    predicted = np.argmax(np.asarray(predict(evaluation["x"])), axis=-1)
-    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    np.add.at(confusion, (y, predicted), 1)
-    per_class = {
-        label: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-        for i, label in enumerate(labels)
-    }
-    return {
-        "accuracy": float(np.trace(confusion) / len(y)),
-        "per_class": per_class,
-        "n": int(len(y)),
-        "confusion": confusion.tolist(),
-    }
-
-
-def evaluation_set(
-    config: AudioFeatureConfig, data: Path | None, seed: int
-) -> tuple[dict[str, np.ndarray], str]:
-    """Clean features + labels to evaluate a bundle on, and a description.
-
-    A folder with ``testing_list.txt`` is evaluated on its testing split; any other folder on all
-    its clips (it is someone else's held-out data). Unknown words are capped at 1.5x the mean
-    keyword count, as in training. Without ``_silence_`` clips, silence is cut
-    from its background recordings. Without a folder: held-out synthetic voices.
-    """
-    frontend = config.build()
-    rng = np.random.default_rng(seed)
-    if data is None:
-        corpus = load_or_synthesize(SynthPlan(**_quick_synth_kwargs(), seed=0))
-        _, test = corpus.split()
-        x = _synth_eval_features(test, frontend, rng)
-        y = _label_indices(test.labels)
-        n_silence = max(1, len(test.audio) // 12)
-        x = np.concatenate([x, _silence_features(n_silence, frontend, rng, None)])
-        y = np.concatenate([y, np.full(n_silence, LABELS.index(SILENCE))])
-        return {"x": x, "y": y}, "held-out synthetic voices"
-    folder = scan_folder(data)
-    clips = folder.split("testing") if folder.official_split else folder.clips
-    # as in training: a full download's test list is ~40 % unknown words, which would swamp the
-    # keyword figures; keep at most 1.5x the mean keyword count (seeded)
-    per_keyword = [n for label, n in Counter(c.label for c in clips).items() if label in KEYWORDS]
-    clips = cap_per_label(clips, UNKNOWN, int(1.5 * np.mean(per_keyword)) + 1, seed)
-    audio, y = load_clips(clips)
-    x = frontend.batch(audio.astype(np.float32) / 32768.0)
-    if not np.any(y == LABELS.index(SILENCE)) and folder.background:
-        noises = load_background(folder.background)
-        n_silence = max(1, len(clips) // 11)
-        x = np.concatenate([x, _silence_features(n_silence, frontend, rng, noises)])
-        y = np.concatenate([y, np.full(n_silence, LABELS.index(SILENCE))])
-    where = "testing split" if folder.official_split else "all clips"
-    return {"x": x, "y": y}, f"{data} ({where})"
-
-
-def _quick_synth_kwargs() -> dict[str, int]:
-    quick = PRESETS["quick"]
-    return {
-        "keyword_renditions": quick["keyword_renditions"],
-        "unknown_renditions": quick["unknown_renditions"],
-    }
-
-
-def evaluate(bundle: Bundle, data: Path | None, options: TrainOptions) -> dict[str, Any]:
-    """``tinyfleet evaluate``: the bundle's int8 model on ``data``; writes a confusion-matrix PNG."""
-    from device_sim.features import feature_config_from_dict
-    from device_sim.interpreter import Int8Model
-
-    config = feature_config_from_dict(bundle.feature_config)
-    if not isinstance(config, AudioFeatureConfig):
-        raise DataError(f"{bundle.directory} is not an audio (kws) bundle")
-    evaluation, described = evaluation_set(config, data, options.seed)
-    model = Int8Model.from_bundle(bundle)
-    result = score(model.predict_batch, evaluation, bundle.head)
-    png = bundle.directory / "confusion_matrix.png"
-    plot_confusion(np.array(result["confusion"]), list(bundle.head["labels"]), png, described)
-    return {**result, "labels": list(bundle.head["labels"]), "data": described, "plot": str(png)}
-
-
-def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
-    """Row-normalised confusion matrix (true label per row) with counts, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(8, 7))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    accuracy = np.trace(confusion) / max(1, confusion.sum())
-    ax.set_title(f"KWS int8: {accuracy:.1%} on {confusion.sum()} clips\n{title}", fontsize=9)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if confusion[i, j]:
-                color = "white" if rates[i, j] > 0.5 else "black"
-                ax.text(
-                    j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7, color=color
-                )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
