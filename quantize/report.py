@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_bridge.flatbuffer import ModelGraph, read_model
+from device_sim.model_graph import ModelGraph, read_model
 
 SPARSITY_NOTE = (
     "TFLM stores tensors dense: pruned zeros cost the same flash and cycles as any weight. They "

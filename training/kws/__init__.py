@@ -16,7 +16,7 @@ Recipe (:mod:`.train`), optional speech-embedding teacher (:mod:`.teacher`,
 """
 
 from training.kws.data import KwsData, build_dataset, split_by_fold
-from training.kws.ds_cnn import count_macs, ds_cnn
+from training.kws.ds_cnn import ds_cnn
 from training.kws.evaluate import evaluate, evaluation_set, plot_confusion, score
 from training.kws.presets import DETECTION, PRESETS, SEARCH_SPACE
 from training.kws.train import train
@@ -27,7 +27,6 @@ __all__ = [
     "SEARCH_SPACE",
     "KwsData",
     "build_dataset",
-    "count_macs",
     "ds_cnn",
     "evaluate",
     "evaluation_set",

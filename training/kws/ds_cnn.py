@@ -41,22 +41,3 @@ def ds_cnn(
     x = layers.Flatten()(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=f"ds_cnn_w{width}_d{depth}")
-
-
-def count_macs(model: Any) -> int:
-    """Multiply-accumulates of one inference (conv, depthwise, dense; BN is folded away)."""
-    from training.keras_env import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            _, h, w, c = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += h * w * c * kh * kw
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c = layer.output.shape
-            kh, kw = layer.kernel_size
-            total += h * w * c * kh * kw * layer.input.shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += layer.input.shape[-1] * layer.units
-    return int(total)

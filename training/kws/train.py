@@ -11,7 +11,7 @@ import numpy as np
 from device_sim.errors import DataError
 from device_sim.features.audio import default_config, with_normalization
 from training.kws.data import KwsData, build_dataset
-from training.kws.ds_cnn import count_macs, ds_cnn
+from training.kws.ds_cnn import ds_cnn
 from training.kws.evaluate import score
 from training.kws.presets import DETECTION, PRESETS
 from training.kws.speech_commands import KEYWORDS, LABELS, SILENCE, UNKNOWN
@@ -63,6 +63,7 @@ def train(options: TrainOptions) -> TrainedModel:
     from training.fit import fit_plan, fit_pruned
     from training.keras_env import seed_everything
     from training.kws.epochs import EpochSource, FreshAugmentation
+    from training.macs import keras_macs
     from training.schedule import cosine_callback
 
     seed_everything(options.seed)
@@ -126,7 +127,7 @@ def train(options: TrainOptions) -> TrainedModel:
 
     metrics_float = score(float_predict, evaluation, head)
     order = np.random.default_rng(options.seed).permutation(len(x_train))
-    macs = count_macs(result.model)
+    macs = keras_macs(result.model)  # the one MAC counter (device_sim.model_graph)
     return TrainedModel(
         task="kws",
         name=f"kws-dscnn-w{width}-d{depth}",
