@@ -1,6 +1,6 @@
 """Air-quality soft sensor on real data: the forward-chaining dev protocol, then the final bundle.
 
-Protocol (training/air_quality_protocol.py): on the UCI dev file, for each month from the fourth on,
+Protocol (training/air_quality/protocol.py): on the UCI dev file, for each month from the fourth on,
 train on every earlier month and score that month — float model, int8 bundle, the float curve prior
 alone, and six scikit-learn baselines (linear, gradient boosting, hist gradient boosting; the hour's
 own readings and lagged readings + hour of day) on identical rows. Per target: mean MAE over the

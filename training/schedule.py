@@ -10,8 +10,8 @@ import numpy as np
 def cosine_decay(learning_rate: float, epochs: int, floor: float) -> Callable[[int, float], float]:
     """Per-epoch rate: cosine decay from ``learning_rate`` to ``floor × learning_rate`` over ``epochs``.
 
-    ``floor`` is each task's own (KWS 0.05, air quality 0.02); past the last epoch the rate stays
-    at the floor. The second argument (Keras's current rate) is ignored.
+    ``floor`` is each task's own (``LEARNING_RATE_FLOOR`` in its train module); past the last
+    epoch the rate stays at the floor. The second argument (Keras's current rate) is ignored.
     """
 
     def rate(epoch: int, _current: float = 0.0) -> float:
