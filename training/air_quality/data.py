@@ -9,7 +9,11 @@ from typing import Any
 import numpy as np
 
 from device_sim.errors import DataError
-from device_sim.features.air_quality import AirQualityWindowConfig, sliding_windows
+from device_sim.features.air_quality import (
+    FEATURES_PER_TRANSFORM,
+    AirQualityWindowConfig,
+    sliding_windows,
+)
 from device_sim.sources.air_quality_sim import simulate
 from device_sim.sources.uci_air_csv import SENSOR_COLUMNS, AirQualityTable, load_csv
 from training.air_quality.baselines import baseline_features
@@ -193,3 +197,19 @@ def log_z(values: np.ndarray, target: dict[str, Any]) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         logs = np.log(np.maximum(values, 0.0) + target["offset"])
     return (logs - target["log_mean"]) / target["log_std"]
+
+
+def input_columns(config: AirQualityWindowConfig) -> list[list[int]]:
+    """Per input, its feature columns over all window rows."""
+    columns, start = [], 0
+    for transform in config.transforms:
+        width = FEATURES_PER_TRANSFORM[transform]
+        columns.append(
+            [
+                row * config.features_per_row + start + k
+                for row in range(config.window_rows)
+                for k in range(width)
+            ]
+        )
+        start += width
+    return columns

@@ -16,25 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from device_sim.features.air_quality import FEATURES_PER_TRANSFORM, AirQualityWindowConfig
+from device_sim.features.air_quality import AirQualityWindowConfig
 from device_sim.tasks.air_quality import CurvePrior, OutputDecoder
-from training.air_quality.data import log_z
-
-
-def input_columns(config: AirQualityWindowConfig) -> list[list[int]]:
-    """Per input, its feature columns over all window rows."""
-    columns, start = [], 0
-    for transform in config.transforms:
-        width = FEATURES_PER_TRANSFORM[transform]
-        columns.append(
-            [
-                row * config.features_per_row + start + k
-                for row in range(config.window_rows)
-                for k in range(width)
-            ]
-        )
-        start += width
-    return columns
+from training.air_quality.data import input_columns, log_z
 
 
 def sample_windows(

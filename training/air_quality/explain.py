@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from device_sim.features.air_quality import FEATURES_PER_TRANSFORM, AirQualityWindowConfig
+from device_sim.features.air_quality import AirQualityWindowConfig
 from device_sim.tasks.air_quality import decode_outputs
+from training.air_quality.data import input_columns
 from training.air_quality.presets import EXPLAIN_TOP
 
 
@@ -28,15 +29,7 @@ def permutation_importance(
     """Increase of each target's MAE when one input (all its window positions) is shuffled."""
     rng = np.random.default_rng(seed)
     reference = _per_target_mae(decode_outputs(predict(x), head, x), y)
-    offsets, start = {}, 0
-    for name, transform in zip(config.inputs, config.transforms, strict=True):
-        width = FEATURES_PER_TRANSFORM[transform]
-        offsets[name] = [
-            row * config.features_per_row + start + k
-            for row in range(config.window_rows)
-            for k in range(width)
-        ]
-        start += width
+    offsets = dict(zip(config.inputs, input_columns(config), strict=True))
     result: dict[str, dict[str, float]] = {t["name"]: {} for t in head["targets"]}
     order = rng.permutation(len(x))
     for name, columns in offsets.items():
