@@ -1,6 +1,6 @@
 """Air-quality soft sensor on real data: the forward-chaining dev protocol, then the final bundle.
 
-Protocol (training/air_quality_protocol.py): on the UCI dev file, for each month from the fourth on,
+Protocol (training/air_quality/protocol.py): on the UCI dev file, for each month from the fourth on,
 train on every earlier month and score that month — float model, int8 bundle, the float curve prior
 alone, and six scikit-learn baselines (linear, gradient boosting, hist gradient boosting; the hour's
 own readings and lagged readings + hour of day) on identical rows. Per target: mean MAE over the
@@ -44,7 +44,7 @@ def forward_chaining(options, table, cache: Path | None) -> dict:
     """Every fold: train → int8 bundle → per-target MAEs on identical rows."""
     from quantize.stage import quantize_trained
     from training.air_quality import train
-    from training.air_quality_protocol import month_folds
+    from training.air_quality.protocol import month_folds
 
     folds = []
     for fold in month_folds(table):
@@ -79,7 +79,7 @@ def forward_chaining(options, table, cache: Path | None) -> dict:
 
 def summarize(folds: list[dict]) -> dict:
     """Per target and method: mean over months and worst month; the best baseline by mean."""
-    from training.air_quality_protocol import summarize as mean_worst
+    from training.air_quality.protocol import summarize as mean_worst
 
     summary = {}
     for target in folds[0]["targets"]:
@@ -135,7 +135,7 @@ def recovery_curve(options, table, cache: Path | None) -> dict:
     from device_sim.tasks.air_quality.calibration import run_model
     from quantize.stage import quantize_trained
     from training.air_quality import train
-    from training.air_quality_protocol import month_folds
+    from training.air_quality.protocol import month_folds
 
     folds = month_folds(table)
     gap, later = folds[-2], folds[-1]

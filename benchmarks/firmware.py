@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from device_sim.bundle import load_bundle  # noqa: E402
 from device_sim.features import frontend_from_dict  # noqa: E402
 from device_sim.interpreter import Int8Model  # noqa: E402
+from device_sim.model_graph import read_model  # noqa: E402
 from device_sim.sources import open_source  # noqa: E402
 from firmware_bridge.arena import measure_arena  # noqa: E402
 from firmware_bridge.export import export_firmware  # noqa: E402
-from firmware_bridge.flatbuffer import read_model  # noqa: E402
 from firmware_bridge.frontend_c import generate_frontend  # noqa: E402
 from firmware_bridge.host_check import C_FLAGS, run_frontend  # noqa: E402
 from firmware_bridge.profile import profile_bundle, profile_graph  # noqa: E402

@@ -93,7 +93,7 @@ def stream_figures(bundle_dir: Path, seed: int = 0, threshold: float | None = No
     from device_sim.interpreter import Int8Model
     from device_sim.sources.kws import playlist
     from device_sim.tasks import runtime_for
-    from training.speech_commands import KEYWORDS, scan_folder
+    from training.kws.speech_commands import KEYWORDS, scan_folder
 
     bundle = load_bundle(bundle_dir)
     if threshold is not None:
@@ -156,7 +156,7 @@ def noise_false_alarms(bundle_dir: Path) -> dict:
     from device_sim.features import frontend_from_dict
     from device_sim.interpreter import Int8Model
     from device_sim.tasks import runtime_for
-    from training.speech_commands import load_background, scan_folder
+    from training.kws.speech_commands import load_background, scan_folder
 
     bundle = load_bundle(bundle_dir)
     frontend = frontend_from_dict(bundle.feature_config)

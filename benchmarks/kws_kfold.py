@@ -70,9 +70,9 @@ def teacher_only(folds: int, seed: int) -> dict:
     """Logistic regression on pooled speech embeddings, the same speaker folds."""
     from device_sim.sources.speech_synth import cache_dir
     from training.kws import split_by_fold
-    from training.kws_teacher import EmbeddingHead, pooled
-    from training.speech_commands import LABELS, load_clips, scan_folder
-    from training.speech_embedding import cached_embeddings
+    from training.kws.speech_commands import LABELS, load_clips, scan_folder
+    from training.kws.speech_embedding import cached_embeddings
+    from training.kws.teacher import EmbeddingHead, pooled
 
     folder = scan_folder(DEV)
     audio, labels = load_clips(folder.clips)

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from device_sim import console
+from device_sim.model_graph import ModelGraph, read_model
 from firmware_bridge.errors import FirmwareError
-from firmware_bridge.flatbuffer import ModelGraph, read_model
 
 log = logging.getLogger(__name__)
 

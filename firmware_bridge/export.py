@@ -17,13 +17,13 @@ import numpy as np
 
 from device_sim.bundle import Bundle, update_bundle
 from device_sim.errors import ConfigError
+from device_sim.model_graph import ModelGraph, read_model
 from firmware_bridge import arduino
 from firmware_bridge.arena import measure_arena
 from firmware_bridge.build import BUILD_TARGETS, build
 from firmware_bridge.c_array import model_array
 from firmware_bridge.c_text import c_identifier
 from firmware_bridge.errors import FirmwareError
-from firmware_bridge.flatbuffer import ModelGraph, read_model
 from firmware_bridge.frontend_c import FrontEndC, generate_frontend
 from firmware_bridge.main_template import application
 from firmware_bridge.makefile import MAKEFILE_NAME, makefile

@@ -18,7 +18,7 @@ newlib-nano and semihosting for ``printf``.
 
 from __future__ import annotations
 
-from firmware_bridge.flatbuffer import ModelGraph
+from device_sim.model_graph import ModelGraph
 from firmware_bridge.op_resolver import kernel_stems
 
 MAKEFILE_NAME = "Makefile"

@@ -7,9 +7,9 @@ resolver's registration table is no larger than needed either.
 
 from __future__ import annotations
 
+from device_sim.model_graph import ModelGraph
 from firmware_bridge.c_text import header_guard
 from firmware_bridge.errors import FirmwareError
-from firmware_bridge.flatbuffer import ModelGraph
 
 # BuiltinOperator name → MicroMutableOpResolver method, checked against tflite-micro's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h (2025).

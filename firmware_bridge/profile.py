@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from device_sim.bundle import Bundle
+from device_sim.model_graph import ModelGraph, layer_macs, read_model
 from firmware_bridge.errors import FirmwareError
-from firmware_bridge.flatbuffer import ModelGraph, Operator, read_model
 from firmware_bridge.frontend_c import generate_frontend
 
 # The calibration point (published figure quoted in the issue, MLPerf Tiny KWS, DS-CNN).
@@ -79,33 +79,6 @@ TARGETS = (
         "CMSIS-NN's MACs per cycle (weights in flash via cache, PSRAM unused)",
     ),
 )
-
-
-def _shape(graph: ModelGraph, index: int) -> tuple[int, ...]:
-    return graph.tensors[index].shape if index >= 0 else ()
-
-
-def layer_macs(graph: ModelGraph, operator: Operator) -> int:
-    """Multiply-accumulates of one layer; 0 for ops without a weight product (pool, reshape …)."""
-    if not operator.outputs:
-        return 0
-    out = _shape(graph, operator.outputs[0])
-    weights = _shape(graph, operator.inputs[1]) if len(operator.inputs) > 1 else ()
-    if operator.op == "CONV_2D" and len(weights) == 4:
-        _, kh, kw, ic = weights
-        return int(np.prod(out)) * kh * kw * ic
-    if operator.op == "DEPTHWISE_CONV_2D" and len(weights) == 4:
-        return int(np.prod(out)) * weights[1] * weights[2]
-    if operator.op == "FULLY_CONNECTED" and len(weights) == 2:
-        return int(np.prod(out)) * weights[1]
-    if operator.op == "TRANSPOSE_CONV" and len(operator.inputs) > 2:
-        filters = _shape(graph, operator.inputs[1])
-        data = _shape(graph, operator.inputs[2])
-        if len(filters) == 4 and len(data) == 4:
-            return int(np.prod(data[:3])) * int(np.prod(filters))
-    if operator.op == "BATCH_MATMUL" and len(weights) >= 2:
-        return int(np.prod(out)) * weights[-2]
-    return 0
 
 
 def layer_rows(graph: ModelGraph) -> list[dict[str, Any]]:

@@ -375,7 +375,7 @@ def _target_error_chart(bundle: Bundle) -> str:
 
 
 def layers_section(bundle: Bundle) -> Section:
-    from firmware_bridge.flatbuffer import read_model
+    from device_sim.model_graph import read_model
     from firmware_bridge.profile import profile_graph
     from training.report_charts import layer_bars
 

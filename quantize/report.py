@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from device_sim.model_graph import ModelGraph, read_model
 from device_sim.tasks import spec_for
-from firmware_bridge.flatbuffer import ModelGraph, read_model
 
 SPARSITY_NOTE = (
     "TFLM stores tensors dense: pruned zeros cost the same flash and cycles as any weight. They "

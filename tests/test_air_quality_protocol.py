@@ -23,8 +23,8 @@ from training.air_quality import (
     target_head,
     windowed,
 )
-from training.air_quality_baselines import baseline_features, fit_baselines
-from training.air_quality_protocol import month_folds, month_of_rows
+from training.air_quality.baselines import baseline_features, fit_baselines
+from training.air_quality.protocol import month_folds, month_of_rows
 
 REAL_ROWS = Path(__file__).parent / "data" / "air_quality_uci_3weeks.csv"
 TARGETS = ["CO(GT)", "NO2(GT)", "C6H6(GT)"]

@@ -22,11 +22,11 @@ from firmware_fixtures import (
 from device_sim.bundle import load_bundle
 from device_sim.errors import ConfigError
 from device_sim.interpreter import Int8Model
+from device_sim.model_graph import read_model
 from firmware_bridge import arena as arena_module
 from firmware_bridge.arena import fits_in_arena, measure_arena
 from firmware_bridge.c_array import model_array
 from firmware_bridge.export import export_firmware
-from firmware_bridge.flatbuffer import read_model
 
 pytestmark = pytest.mark.needs_tf
 

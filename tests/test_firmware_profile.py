@@ -8,7 +8,7 @@ import pytest
 from firmware_fixtures import kws_bundle, tiny_conv_model
 
 from device_sim.bundle import load_bundle
-from firmware_bridge.flatbuffer import read_model
+from device_sim.model_graph import read_model
 from firmware_bridge.profile import TARGETS, latency_estimates, profile_graph
 from tinyfleet.cli import main
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from device_sim.interpreter import Int8Model
-from firmware_bridge.flatbuffer import read_model
+from device_sim.model_graph import read_model
 from quantize.report import int8_loss, int8_weight_sparsity, quantization_report, size_report
 
 pytestmark = pytest.mark.needs_tf

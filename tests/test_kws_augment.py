@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.audio_augment import (
+from training.kws.audio_augment import (
     AugmentPlan,
     _active_rms,
     augment_clip,

@@ -10,7 +10,7 @@ import pytest
 
 from device_sim.errors import DataError
 from device_sim.sources.wav_io import write_wav
-from training.speech_commands import KEYWORDS, SILENCE, UNKNOWN, scan_folder, speaker_of
+from training.kws.speech_commands import KEYWORDS, SILENCE, UNKNOWN, scan_folder, speaker_of
 
 # A Speech Commands-style folder; override with $TINYFLEET_SPEECH_COMMANDS.
 DEV = Path(os.environ.get("TINYFLEET_SPEECH_COMMANDS", "/work/shared/data/speech_commands_dev"))

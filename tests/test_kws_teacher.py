@@ -10,8 +10,8 @@ import pytest
 from device_sim.errors import ConfigError
 from device_sim.sources.wav_io import write_wav
 from training.distill import Teacher, blend_soft_labels
-from training.kws_teacher import out_of_fold_probabilities
-from training.speech_commands import scan_folder
+from training.kws.speech_commands import scan_folder
+from training.kws.teacher import out_of_fold_probabilities
 
 
 def _folder(root: Path, speakers: int = 23) -> Path:
@@ -72,7 +72,7 @@ def test_blend_mixes_softened_teacher_with_hard_labels():
 
 def test_fresh_augmentation_draws_new_examples_every_epoch():
     pytest.importorskip("tf_keras")
-    from training.kws_epochs import EpochSource, FreshAugmentation
+    from training.kws.epochs import EpochSource, FreshAugmentation
 
     targets = np.array([0, 1, 2])
 
@@ -92,7 +92,7 @@ def test_fresh_augmentation_draws_new_examples_every_epoch():
 
 def test_speech_embedding_gives_sixteen_96d_vectors_per_second():
     pytest.importorskip("ai_edge_litert")
-    from training.speech_embedding import SpeechEmbedding, model_dir
+    from training.kws.speech_embedding import SpeechEmbedding, model_dir
 
     try:
         model_dir()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from device_sim.sources.vibration_files import Recording
 from training.vibration import split_by_time, split_windows, window_starts
-from training.vibration_threshold import calibrate_threshold
+from training.vibration.threshold import calibrate_threshold
 
 
 @settings(max_examples=60, deadline=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.vibration_threshold import calibrate_tail
+from training.vibration.threshold import calibrate_tail
 
 
 @pytest.mark.parametrize("n_windows", [60, 400, 5000])

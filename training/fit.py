@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from training.pruning import PruningPlan, measure_sparsity, prune_wrapper, pruni
 
 if TYPE_CHECKING:
     from training.distill import Teacher
+    from training.stage import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,22 @@ class FitPlan:
     learning_rate: float = 1e-3
     pruning: PruningPlan | None = field(default_factory=PruningPlan)
     early_stopping_patience: int | None = None  # epochs without val improvement; needs validation
+
+
+def fit_plan(options: TrainOptions, defaults: Mapping[str, Any]) -> FitPlan:
+    """The one way a task builds its :class:`FitPlan`.
+
+    ``epochs``, ``batch_size``, ``learning_rate`` and ``sparsity`` (the final pruning sparsity) are
+    each the option's override by name (``tinyfleet tune``) or else ``defaults[name]`` (the task's
+    preset). Sparsity 0 trains dense (no pruning wrappers, nothing to strip).
+    """
+    sparsity = float(options.knob("sparsity", defaults["sparsity"]))
+    return FitPlan(
+        epochs=int(options.knob("epochs", defaults["epochs"])),
+        batch_size=int(options.knob("batch_size", defaults["batch_size"])),
+        learning_rate=float(options.knob("learning_rate", defaults["learning_rate"])),
+        pruning=PruningPlan(target_sparsity=sparsity) if sparsity > 0 else None,
+    )
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""The task registry: one module per task (``training/kws.py`` …), each exposing the same functions.
+"""The task registry: one package per task (``training/<task>/``), each exposing the same functions.
+
+Each task package keeps one module per stage (data, model, train, evaluate …) and re-exports the
+task API below from its ``__init__``, so ``task_module(name)`` finds it by name.
 
 A task module provides::
 

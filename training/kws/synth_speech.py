@@ -32,7 +32,7 @@ from device_sim.sources.speech_synth import (
     save_corpus_file,
     synthesize,
 )
-from training.speech_commands import KEYWORDS, UNKNOWN, split_for
+from training.kws.speech_commands import KEYWORDS, UNKNOWN, split_for
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ honest question is "trained on months 1..k, how good is it in month k+1?". :func
 table at calendar-month boundaries (the file's own clock): fold ``k`` trains on every row before
 month ``k+1`` and scores month ``k+1`` only. Nothing from a scored month (statistics, baselines,
 calibration windows) reaches its model. Results are reported per target as the mean over folds and
-the worst fold, beside the baselines of :mod:`training.air_quality_baselines` on identical rows.
+the worst fold, beside the baselines of :mod:`training.air_quality.baselines` on identical rows.
 """
 
 from __future__ import annotations

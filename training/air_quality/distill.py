@@ -12,25 +12,13 @@ windows with their references plus these windows with the teacher's concentratio
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from device_sim.features.air_quality import FEATURES_PER_TRANSFORM, AirQualityWindowConfig
-
-
-def input_columns(config: AirQualityWindowConfig) -> list[list[int]]:
-    """Per input, its feature columns over all window rows."""
-    columns, start = [], 0
-    for transform in config.transforms:
-        width = FEATURES_PER_TRANSFORM[transform]
-        columns.append(
-            [
-                row * config.features_per_row + start + k
-                for row in range(config.window_rows)
-                for k in range(width)
-            ]
-        )
-        start += width
-    return columns
+from device_sim.features.air_quality import AirQualityWindowConfig
+from device_sim.tasks.air_quality import CurvePrior, OutputDecoder
+from training.air_quality.data import input_columns, log_z
 
 
 def sample_windows(
@@ -64,3 +52,26 @@ def teacher_concentrations(
             model.fit(x_train[present], z_train[present, j])
             z_new[:, j] = model.predict(x_new)
     return decode(z_new)
+
+
+def with_teacher_windows(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    y_fit: np.ndarray,
+    head: dict[str, Any],
+    config: AirQualityWindowConfig,
+    ratio: float,
+    seed: int,
+    swap: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training windows plus ``ratio``× as many sampled ones labelled by gradient boosting."""
+    rng = np.random.default_rng(seed + 1)
+    x_new = sample_windows(x_train, config, int(ratio * len(x_train)), swap, rng)
+    z_train = np.column_stack([log_z(y_train[:, j], t) for j, t in enumerate(head["targets"])])
+    decoder = OutputDecoder.from_head({"targets": head["targets"]})
+    y_new = teacher_concentrations(x_train, z_train, x_new, decoder.values, seed)
+    prior_new = (
+        CurvePrior.from_dict(head["prior"])(x_new) if head.get("prior") else np.zeros_like(y_new)
+    )
+    x_fit = np.concatenate([x_train, x_new.astype(x_train.dtype)])
+    return x_fit, np.concatenate([y_fit, np.concatenate([y_new, prior_new], axis=1)])

@@ -31,12 +31,14 @@ Both assume later normal data look like the calibration windows (same conditions
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from device_sim.errors import DataError
+from device_sim.tasks.vibration import reconstruction_error
 
 TAIL_QUANTILE = 0.8  # tail model fitted to scores above this quantile
 MIN_TAIL_WINDOWS = 5
@@ -110,3 +112,32 @@ def calibrate_tail(
         exceedances=exceedances,
         method=method,
     )
+
+
+def calibrate_head(
+    predict: Callable[[np.ndarray], np.ndarray], evaluation: dict[str, np.ndarray], head: dict
+) -> dict:
+    """The head with ``anomaly_threshold`` re-calibrated for ``predict`` (e.g. the int8 model).
+
+    The float model's threshold is kept as ``float_anomaly_threshold``.
+    """
+    x_cal = evaluation["x_calibration"]
+    scores = reconstruction_error(x_cal, predict(x_cal), head.get("error_scale"))
+    overlap = float(evaluation.get("calibration_overlap", 1.0))
+    calibration = calibrate_tail(scores, float(head["target_false_alarm_rate"]), overlap)
+    return {
+        **head,
+        **calibration.to_dict(),
+        "float_anomaly_threshold": head.get("float_anomaly_threshold") or head["anomaly_threshold"],
+    }
+
+
+def residual_scale(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """Per-feature RMS reconstruction error on normal windows (the score's ``error_scale``).
+
+    Floored at one int8 output step (output range / 255) and 0.02 so that a feature the float
+    model reconstructs almost perfectly does not turn int8 rounding into false alarms.
+    """
+    rms = np.sqrt(np.mean((x - reconstruction) ** 2, axis=0))
+    step = float(reconstruction.max() - reconstruction.min()) / 255
+    return np.maximum(rms, max(step, 0.02)).astype(np.float32)

@@ -1,7 +1,7 @@
 """The KWS teacher: a linear head on Google's speech embedding, used only to label training clips.
 
 ``tinyfleet build kws --data DIR --teacher speech-embedding`` trains this head on the training
-clips' embeddings (:mod:`training.speech_embedding`) and hands its class probabilities to the
+clips' embeddings (:mod:`training.kws.speech_embedding`) and hands its class probabilities to the
 distillation blend of :mod:`training.distill` (temperature, weight, mixed with the hard labels).
 The probabilities are *out of fold*: each training speaker's clips are scored by a head fitted on
 the other speakers, so the soft labels say how a 12-way classifier that has never heard this voice
