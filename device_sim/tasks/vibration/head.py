@@ -21,7 +21,7 @@ class VibrationHead:
     Rates are per window (a window is ``window_samples`` at the bundle's hop). ``error_scale`` is
     each standardised feature's RMS reconstruction error on held-out normal windows.
     ``expected_false_alarm_rate`` and ``false_alarm_rate_upper_95``
-    come from :mod:`training.vibration_threshold` (None in bundles built before it).
+    come from :mod:`training.vibration.threshold` (None in bundles built before it).
     """
 
     anomaly_threshold: float
