@@ -68,7 +68,7 @@ def run_fold(variant: str, fold: int, folds: int, preset: str, extra: dict, seed
 
 def teacher_only(folds: int, seed: int) -> dict:
     """Logistic regression on pooled speech embeddings, the same speaker folds."""
-    from device_sim.sources.speech_synth import cache_dir
+    from device_sim.sources.kws_speech_synth import cache_dir
     from training.kws import split_by_fold
     from training.kws.speech_commands import LABELS, load_clips, scan_folder
     from training.kws.speech_embedding import cached_embeddings

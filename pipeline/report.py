@@ -18,12 +18,15 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from device_sim.bundle import Bundle, load_bundle
 from device_sim.errors import BundleError, TinyfleetError
+
+if TYPE_CHECKING:
+    from training.report_charts import TaskChart
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +110,6 @@ def int8_outputs(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     from device_sim.interpreter import Int8Model
 
     return Int8Model.from_bundle(bundle).predict_batch(x)
-
-
-def _label_array(evaluation: Mapping[str, np.ndarray], n: int, names: tuple[str, ...]) -> Any:
-    for name in names:
-        values = evaluation.get(name)
-        if values is not None and np.ndim(values) and len(values) == n:
-            return np.asarray(values)
-    return None
 
 
 # --- sections -------------------------------------------------------------------------------
@@ -266,112 +261,27 @@ def run_int8(bundle: Bundle, evaluation: Mapping[str, np.ndarray] | None) -> Int
 
 
 def task_section(bundle: Bundle, run: Int8Run | None) -> Section:
-    titles = {
-        "kws": "Confusion matrix (int8)",
-        "vibration": "ROC and anomaly scores (int8)",
-        "air_quality": "Per-target error and predicted vs reference (int8)",
-    }
-    title = titles[bundle.task]
+    """The task's own charts (``training/<task>/report_chart.py``) on the int8 outputs."""
+    from training.tasks import task_module
+
+    task = task_module(bundle.task)
     if run is None:
-        return Section("task", title, _note(f"needs {EVALUATION_FILE} with held-out inputs 'x'"))
-    builder = {"kws": _kws_chart, "vibration": _vibration_chart, "air_quality": _air_chart}
-    body = builder[bundle.task](bundle, run.evaluation, run.outputs)
+        return Section(
+            "task", task.REPORT_TITLE, _note(f"needs {EVALUATION_FILE} with held-out inputs 'x'")
+        )
+    body = _chart_html(task.report_chart(bundle, run.evaluation, run.outputs))
     if len(run.outputs) < run.total_rows:
         body += _note(f"computed on the first {len(run.outputs)} of {run.total_rows} windows")
-    return Section("task", title, body)
+    return Section("task", task.REPORT_TITLE, body)
 
 
-def _kws_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np.ndarray) -> str:
-    from training.report_charts import confusion_matrix
-
-    labels = list(bundle.head.get("labels", []))
-    reference = _label_array(evaluation, len(outputs), ("y", "labels", "label"))
-    if reference is None or not labels:
-        return _note("evaluation.npz has no integer labels ('y') or the head no 'labels'")
-    predicted = np.argmax(outputs, axis=-1)
-    n = len(labels)
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (reference.astype(np.int64), predicted), 1)
-    accuracy = float(np.trace(matrix) / max(1, matrix.sum()))
-    return _img(confusion_matrix(matrix, labels), "confusion matrix") + _note(
-        f"int8 accuracy recomputed here from evaluation.npz: {accuracy:.4f} on {matrix.sum()} "
-        "windows (the metrics table holds the value the quantize stage recorded)"
-    )
-
-
-def _vibration_chart(
-    bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np.ndarray
-) -> str:
-    from device_sim.tasks.vibration import reconstruction_error
-    from training.report_charts import roc_and_histogram, roc_points
-
-    x = np.asarray(evaluation["x"], dtype=np.float32).reshape(len(outputs), -1)
-    scores = reconstruction_error(
-        x, outputs.reshape(len(outputs), -1), bundle.head.get("error_scale")
-    )
-    # class_index: 0 = normal, k > 0 = fault class k (training/vibration.py)
-    flags = _label_array(evaluation, len(outputs), ("class_index", "anomaly", "y"))
-    if flags is None:
-        return _note("evaluation.npz has no anomaly labels ('class_index')")
-    flags = flags > 0
-    if flags.all() or not flags.any():
-        return _note("the evaluation set holds only one class: no ROC")
-    fpr, tpr = roc_points(scores, flags)
-    auc = float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
-    threshold = bundle.head.get("anomaly_threshold")
-    chart = roc_and_histogram(scores, flags, threshold, auc)
-    note = f"int8 AUC recomputed here: {auc:.4f} on {len(scores)} windows"
-    if threshold is not None:
-        false_alarms = float(np.mean(scores[~flags] > threshold))
-        detected = float(np.mean(scores[flags] > threshold))
-        note += f"; at the bundle threshold {threshold:.4g}: {detected:.1%} of anomalous windows "
-        note += f"detected, {false_alarms:.1%} false alarms per normal window"
-    return _img(chart, "ROC and score histograms") + _note(note)
-
-
-def _air_chart(bundle: Bundle, evaluation: Mapping[str, np.ndarray], outputs: np.ndarray) -> str:
-    from device_sim.tasks.air_quality import decode_outputs
-    from training.report_charts import predicted_vs_reference
-
-    targets = bundle.head.get("targets", [])
-    predicted = decode_outputs(outputs, bundle.head, evaluation.get("x"))
-    reference = _label_array(evaluation, len(outputs), ("reference", "y_true", "y"))
-    if reference is None:
-        return _note("evaluation.npz has no reference concentrations ('reference' or 'y')")
-    reference = np.asarray(reference, dtype=np.float64).reshape(predicted.shape)
-    if "reference" not in evaluation:
-        reference = decode_outputs(reference, bundle.head, evaluation.get("x"))  # z-scores
-    names = [t.get("key", f"target {i}") for i, t in enumerate(targets)]
-    units = [t.get("unit", "") for t in targets]
-    mae = np.nanmean(np.abs(predicted - reference), axis=0)
-    rows = [(n, u, float(m)) for n, u, m in zip(names, units, mae, strict=False)]
-    return (
-        _target_error_chart(bundle)
-        + _img(predicted_vs_reference(reference, predicted, names, units), "predicted vs reference")
-        + _table(rows, ("target", "unit", "int8 MAE recomputed here"))
-    )
-
-
-def _target_error_chart(bundle: Bundle) -> str:
-    from training.report_charts import target_errors
-
-    float_targets = bundle.metrics.get("float", {}).get("targets") or {}
-    int8_targets = bundle.metrics.get("int8", {}).get("targets") or {}
-    names = [n for n in int8_targets if n in float_targets and "mae" in int8_targets[n]]
-    if not names:
-        return ""
-    baselines = []
-    for name in names:
-        values = [int8_targets[name].get(k) for k in ("baseline_linear_mae", "baseline_gbm_mae")]
-        values = [v for v in values if isinstance(v, (int, float))]
-        baselines.append(min(values) if values else None)
-    chart = target_errors(
-        [n.split("(")[0] for n in names],
-        [float_targets[n]["mae"] for n in names],
-        [int8_targets[n]["mae"] for n in names],
-        baselines,
-    )
-    return _img(chart, "per-target error against the better baseline")
+def _chart_html(chart: TaskChart) -> str:
+    """A task's chart data as HTML: its images, then its notes, then its table."""
+    body = "".join(_img(png, alt) for png, alt in chart.images)
+    body += "".join(_note(text) for text in chart.notes)
+    if chart.table is not None:
+        body += _table(*chart.table)
+    return body
 
 
 def layers_section(bundle: Bundle) -> Section:
@@ -635,12 +545,14 @@ def _measure_arena_now(bundle: Bundle) -> tuple[Bundle, str]:
 
 def explanation_section(bundle: Bundle, run: Int8Run | None) -> Section:
     from training.report_charts import importance_bars
+    from training.tasks import task_module
 
     found = list(
         _importance_tables({"head": bundle.head, "extra": bundle.extra, "metrics": bundle.metrics})
     )
-    if bundle.task == "vibration" and run is not None:
-        found.append(_vibration_band_shares(bundle, run))
+    task_importance = getattr(task_module(bundle.task), "report_importance", None)
+    if task_importance is not None and run is not None:
+        found.append(task_importance(bundle, run.evaluation, run.outputs))
     found = [f for f in found if f is not None]
     if not found:
         return Section(
@@ -656,27 +568,6 @@ def explanation_section(bundle: Bundle, run: Int8Run | None) -> Section:
             f"importance {where}",
         )
     return Section("explanation", "Explanation (band / input importance)", body)
-
-
-def _vibration_band_shares(
-    bundle: Bundle, run: Int8Run
-) -> tuple[str, list[str], list[float]] | None:
-    """Each feature's share of the int8 reconstruction error on anomalous windows.
-
-    This is the device's per-window explanation (``TaskRuntime.explain``) averaged over the
-    held-out anomalous windows: which bands carry the faults the model flags.
-    """
-    names = bundle.head.get("feature_names")
-    classes = run.evaluation.get("class_index")
-    if not names or classes is None or not np.any(classes > 0):
-        return None
-    x = np.asarray(run.evaluation["x"], np.float64).reshape(len(run.outputs), -1)
-    scale = np.asarray(bundle.head.get("error_scale") or 1.0, dtype=np.float64)
-    errors = ((x - run.outputs.reshape(len(x), -1)) / scale) ** 2
-    anomalous = errors[classes > 0]
-    shares = anomalous / np.maximum(anomalous.sum(axis=1, keepdims=True), 1e-12)
-    title = "share of the int8 anomaly score per feature, mean over anomalous held-out windows"
-    return title, list(names), [float(v) for v in shares.mean(axis=0)]
 
 
 def _importance_tables(tree: Any, path: str = "", inside: bool = False) -> Any:

@@ -137,9 +137,9 @@ def test_source_errors_say_what_to_pass(tmp_path):
 
 def test_sim_source_speaks_mostly_keywords_and_keeps_a_script(tmp_path):
     pytest.importorskip("scipy")
-    from device_sim.sources import speech_synth
+    from device_sim.sources import kws_speech_synth
 
-    if not speech_synth.cached_words() and not speech_synth.available_voices():
+    if not kws_speech_synth.cached_words() and not kws_speech_synth.available_voices():
         pytest.skip("no synthesized corpus cached and no synthesizer installed")
     source = open_source(_bundle(tmp_path), "sim", seed=4)
     audio = np.concatenate([source.read(16000) for _ in range(40)])  # 40 s

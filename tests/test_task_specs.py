@@ -214,13 +214,6 @@ def test_runtime_for_builds_each_task_from_its_folder(tmp_path: Path) -> None:
 
 # -- no task names in shared modules ---------------------------------------------------------------
 SCANNED = ("device_sim", "quantize", "firmware_bridge", "training", "tinyfleet", "ops", "pipeline")
-# Shared files that still name tasks, each with the step that removes the exception.
-NOT_YET_CLEAN = {
-    # per-task chart builders and titles; the orchestrator wave moves report.py to pipeline/
-    "pipeline/report.py",
-    # the synthesized-speech cache folder of the KWS sources; the file belongs in a kws folder
-    "device_sim/sources/speech_synth.py",
-}
 
 
 def _task_owned(relative: Path, tasks: tuple[str, ...]) -> bool:
@@ -264,7 +257,7 @@ def test_shared_modules_never_name_a_task() -> None:
     for package in SCANNED:
         for path in sorted((ROOT / package).rglob("*.py")):
             relative = path.relative_to(ROOT)
-            if str(relative) in NOT_YET_CLEAN or _task_owned(relative, tasks):
+            if _task_owned(relative, tasks):
                 continue
             found += _task_mentions(path, tasks)
     assert not found, "shared modules name tasks (ask the task spec instead):\n" + "\n".join(found)

@@ -3,12 +3,16 @@
 Every function takes plain numbers (no bundle, no model), draws one figure with the Agg backend
 (no display needed, works headless on CI and on a Raspberry Pi) and closes it, so a report of many
 charts does not accumulate open figures.
+
+A task's own part of the report (``training/<task>/report_chart.py``) returns a :class:`TaskChart`:
+data, not HTML, which :mod:`pipeline.report` renders (training never imports the orchestrators).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -19,6 +23,32 @@ import numpy as np  # noqa: E402
 
 _DPI = 96
 _COLORS = {"float": "#4c72b0", "int8": "#dd8452", "bad": "#c44e52", "ok": "#55a868"}
+
+
+@dataclass(frozen=True)
+class TaskChart:
+    """A task's section of the bundle report, rendered in this order: images, notes, table.
+
+    ``images`` are (PNG bytes, alt text); ``notes`` short sentences (what was recomputed, or why a
+    chart is missing); ``table`` is (rows, header) or None.
+    """
+
+    images: tuple[tuple[bytes, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    table: tuple[list[tuple[Any, ...]], tuple[str, ...]] | None = None
+
+
+# (where, names, values): one importance chart of the report's explanation section.
+Importance = tuple[str, list[str], list[float]]
+
+
+def label_array(evaluation: Mapping[str, np.ndarray], n: int, names: tuple[str, ...]) -> Any:
+    """The first of ``names`` in ``evaluation`` holding one value per row (``n`` rows), or None."""
+    for name in names:
+        values = evaluation.get(name)
+        if values is not None and np.ndim(values) and len(values) == n:
+            return np.asarray(values)
+    return None
 
 
 def _png(fig: Any) -> bytes:

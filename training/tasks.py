@@ -14,6 +14,13 @@ A task module provides::
         # the first key is the headline metric (accuracy, auc, mae …).
     def evaluate(bundle: Bundle, data: Path | None, options: TrainOptions) -> dict
         # ``tinyfleet evaluate``: the int8 bundle on a dataset folder/file, plus plots beside it.
+    REPORT_TITLE: str
+    def report_chart(bundle: Bundle, evaluation: dict[str, np.ndarray], outputs: np.ndarray)
+            -> TaskChart
+        # the task's section of ``tinyfleet report`` (``report_chart.py``): charts of the int8
+        # ``outputs`` on the held-out ``evaluation`` rows, as data (training/report_charts.py).
+    def report_importance(bundle, evaluation, outputs) -> Importance | None   # optional
+        # a (title, names, values) chart for the report's explanation section.
 """
 
 from __future__ import annotations

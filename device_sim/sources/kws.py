@@ -224,9 +224,9 @@ def sim_corpus(keywords: list[str], seed: int = 0) -> list[tuple[str, np.ndarray
     devices take 2.6 GB.
     """
     if not _SHARED_CORPUS:
-        from device_sim.sources import speech_synth
+        from device_sim.sources import kws_speech_synth
 
-        corpus = speech_synth.cached_words() or speech_synth.demo_words(
+        corpus = kws_speech_synth.cached_words() or kws_speech_synth.demo_words(
             (*keywords, "bird", "house", "seven", "wow"), seed=seed
         )
         for _, audio in corpus:

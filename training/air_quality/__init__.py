@@ -46,6 +46,7 @@ from training.air_quality.presets import (
     TRAIN_FRACTION,
 )
 from training.air_quality.prior import current_row_inputs, fit_curve_prior
+from training.air_quality.report_chart import REPORT_TITLE, report_chart
 from training.air_quality.train import train
 from training.air_quality.window_mlp import window_mlp
 
@@ -53,6 +54,7 @@ __all__ = [
     "HEADLINE_METRIC",
     "INPUT_TRANSFORMS",
     "PRESETS",
+    "REPORT_TITLE",
     "SEARCH_SPACE",
     "TARGETS",
     "TRAIN_FRACTION",
@@ -64,6 +66,7 @@ __all__ = [
     "log_target_mae",
     "log_z",
     "permutation_importance",
+    "report_chart",
     "score",
     "target_head",
     "time_split",

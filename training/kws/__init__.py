@@ -19,11 +19,13 @@ from training.kws.data import KwsData, build_dataset, split_by_fold
 from training.kws.ds_cnn import ds_cnn
 from training.kws.evaluate import evaluate, evaluation_set, plot_confusion, score
 from training.kws.presets import DETECTION, PRESETS, SEARCH_SPACE
+from training.kws.report_chart import REPORT_TITLE, report_chart
 from training.kws.train import train
 
 __all__ = [
     "DETECTION",
     "PRESETS",
+    "REPORT_TITLE",
     "SEARCH_SPACE",
     "KwsData",
     "build_dataset",
@@ -31,6 +33,7 @@ __all__ = [
     "evaluate",
     "evaluation_set",
     "plot_confusion",
+    "report_chart",
     "score",
     "split_by_fold",
     "train",

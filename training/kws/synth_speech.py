@@ -24,7 +24,7 @@ import numpy as np
 
 from device_sim import console
 from device_sim.errors import DataError
-from device_sim.sources.speech_synth import (
+from device_sim.sources.kws_speech_synth import (
     Utterance,
     available_voices,
     cache_dir,

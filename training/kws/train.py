@@ -28,7 +28,7 @@ def _speech_teacher_targets(data: KwsData, teacher: Any, options: TrainOptions) 
     """Blended soft targets: out-of-fold speech-embedding teacher on the real training clips,
     one-hot labels for synthetic words and silence (the teacher never labels what it was not
     shown). Embeddings of the whole folder are cached once in ``$TINYFLEET_CACHE``."""
-    from device_sim.sources.speech_synth import cache_dir
+    from device_sim.sources.kws_speech_synth import cache_dir
     from training.distill import blend_soft_labels
     from training.kws.speech_embedding import cached_embeddings
     from training.kws.teacher import out_of_fold_probabilities

@@ -62,6 +62,7 @@ from training.vibration.recordings import (
     simulator_recordings,
     window_for,
 )
+from training.vibration.report_chart import REPORT_TITLE, report_chart, report_importance
 from training.vibration.threshold import calibrate_head, residual_scale
 from training.vibration.train import train
 
@@ -72,6 +73,7 @@ __all__ = [
     "FIT_HOP_DIVISOR",
     "MAX_MODEL_RATE",
     "PRESETS",
+    "REPORT_TITLE",
     "SEARCH_SPACE",
     "SPLIT_FRACTIONS",
     "TASK",
@@ -89,6 +91,8 @@ __all__ = [
     "load_recordings",
     "metrics_from_scores",
     "model_rate_for",
+    "report_chart",
+    "report_importance",
     "residual_scale",
     "rms_baseline",
     "score",

@@ -235,7 +235,9 @@ class OutputDecoder:
 
 
 def decode_outputs(
-    outputs: np.ndarray, head: Mapping[str, Any], features: np.ndarray | None = None
+    outputs: np.ndarray,
+    head: Mapping[str, Any] | AirQualityHead,
+    features: np.ndarray | None = None,
 ) -> np.ndarray:
     """Model outputs ``(..., n_targets)`` → concentrations in the targets' units (≥ 0).
 
