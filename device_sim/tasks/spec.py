@@ -114,3 +114,8 @@ class TaskSpec:
             return self.headline_value(metrics)
         value = metrics.get(self.headline.metric)
         return None if value is None else float(value)
+
+
+def fixed(value: Any, digits: int) -> str:
+    """A number with ``digits`` decimals for a fleet-view cell; anything else (None, text) as is."""
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)

@@ -8,7 +8,7 @@ from typing import Any
 from device_sim.tasks.air_quality.calibration import calibrate_csv
 from device_sim.tasks.air_quality.ha import ha_entities
 from device_sim.tasks.air_quality.head import AirQualityHead
-from device_sim.tasks.spec import Headline, TaskSpec
+from device_sim.tasks.spec import Headline, TaskSpec, fixed
 
 
 def worst_target_mae(metrics: Mapping[str, Any]) -> float | None:
@@ -49,16 +49,12 @@ def fleet_cells(prediction: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(prediction.get("estimates"), dict):
         return {}
     parts = [
-        f"{key} {_fixed(e.get('value'), 2)} {e.get('unit', '')}".strip()
+        f"{key} {fixed(e.get('value'), 2)} {e.get('unit', '')}".strip()
         for key, e in prediction["estimates"].items()
         if isinstance(e, dict)
     ]
     band = prediction.get("band")
     return {"prediction": ", ".join(parts) + (f" — band {band}" if band else "")}
-
-
-def _fixed(value: Any, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
 
 
 SPEC = TaskSpec(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from device_sim.tasks.spec import Headline, TaskSpec
+from device_sim.tasks.spec import Headline, TaskSpec, fixed
 from device_sim.tasks.vibration.drift import healthy_scores
 from device_sim.tasks.vibration.ha import ha_entities
 from device_sim.tasks.vibration.head import VibrationHead
@@ -23,8 +23,8 @@ def fleet_cells(prediction: Mapping[str, Any]) -> dict[str, Any]:
     if "anomaly_score" not in prediction:
         return {}
     text = (
-        f"score {_fixed(prediction['anomaly_score'], 3)} / threshold "
-        f"{_fixed(prediction.get('threshold'), 3)}"
+        f"score {fixed(prediction['anomaly_score'], 3)} / threshold "
+        f"{fixed(prediction.get('threshold'), 3)}"
     )
     return {"prediction": text + (" — anomalous window" if prediction.get("anomaly") else "")}
 
@@ -34,10 +34,6 @@ def alarm_state(event: Mapping[str, Any]) -> bool | None:
     if event.get("type") != ALARM_EVENT:
         return None
     return event.get("state") == "raised"
-
-
-def _fixed(value: Any, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
 
 
 SPEC = TaskSpec(
