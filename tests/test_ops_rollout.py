@@ -98,10 +98,18 @@ def _wait_until_subscribed(broker, receiver) -> None:
     for attempt in range(100):
         _publish_raw(broker, {"protocol": "ping"}, [], rollout_id=f"ping{attempt}")
         if receiver.reports:
-            receiver.reports.clear()
-            return
+            break
         time.sleep(0.05)
-    raise AssertionError("the device never subscribed to its rollout topics")
+    else:
+        raise AssertionError("the device never subscribed to its rollout topics")
+    # pings still in flight would land after the clear and pass for the test's own report: send
+    # one last ping and wait for its answer, which comes after every earlier one
+    _publish_raw(broker, {"protocol": "ping"}, [], rollout_id="ping-last")
+    deadline = time.monotonic() + 10
+    while not any(r.get("rollout_id") == "ping-last" for r in receiver.reports):
+        assert time.monotonic() < deadline, "the device never answered the last ping"
+        time.sleep(0.02)
+    receiver.reports.clear()
 
 
 def _versions(seen: Collector) -> list[str]:
