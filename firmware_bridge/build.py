@@ -14,6 +14,7 @@ Targets: ``host`` (gcc/g++, the program runs here) and ``cortex-m4`` (Debian's
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware_bridge import qemu_insn
 from firmware_bridge.errors import FirmwareError
 from firmware_bridge.makefile import makefile_rules_digest
 from firmware_bridge.selftest import SelftestResult, parse_selftest
@@ -192,8 +194,14 @@ def build(folder: Path, target: str, *, app: str, selftest: bool = False, jobs: 
     return LinkedProgram(path, target, text, data, bss, seconds)
 
 
-def run_selftest(program: LinkedProgram, *, timeout_s: float = 300.0) -> list[SelftestResult]:
-    """Run a self-test program (natively, or in QEMU's MPS2 AN386 for ``cortex-m4``)."""
+def run_selftest(
+    program: LinkedProgram, *, timeout_s: float = 300.0, count_instructions: bool = False
+) -> list[SelftestResult]:
+    """Run a self-test program (natively, or in QEMU's MPS2 AN386 for ``cortex-m4``).
+
+    ``count_instructions`` (``cortex-m4``): QEMU also counts the instructions each ``Invoke()``
+    retires (:mod:`firmware_bridge.qemu_insn`), set as ``SelftestResult.instructions``."""
+    log_file = None
     if program.target == "cortex-m4":
         if shutil.which(QEMU) is None:
             raise FirmwareError(f"{QEMU} is not installed: apt-get install qemu-system-arm")
@@ -213,6 +221,10 @@ def run_selftest(program: LinkedProgram, *, timeout_s: float = 300.0) -> list[Se
             "-kernel",
             str(program.path),
         ]
+        if count_instructions:
+            log_file = program.path.with_suffix(".insn.log")
+            log_file.unlink(missing_ok=True)
+            command += qemu_insn.qemu_arguments(qemu_insn.plugin_path(cache_dir()), log_file)
     else:
         command = [str(program.path)]
     try:
@@ -223,4 +235,12 @@ def run_selftest(program: LinkedProgram, *, timeout_s: float = 300.0) -> list[Se
         raise FirmwareError(
             f"the self-test exited with {result.returncode}:\n{(result.stdout + result.stderr)[-3000:]}"
         )
-    return parse_selftest(result.stdout)
+    results = parse_selftest(result.stdout)
+    if log_file is not None:
+        counts = qemu_insn.instructions_per_invoke(log_file.read_text())
+        if len(counts) != len(results):
+            raise FirmwareError(f"{len(counts)} instruction counts for {len(results)} inferences")
+        results = [
+            dataclasses.replace(r, instructions=n) for r, n in zip(results, counts, strict=True)
+        ]
+    return results
