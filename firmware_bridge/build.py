@@ -224,7 +224,9 @@ def run_selftest(
         if count_instructions:
             log_file = program.path.with_suffix(".insn.log")
             log_file.unlink(missing_ok=True)
-            command += qemu_insn.qemu_arguments(qemu_insn.plugin_path(cache_dir()), log_file)
+            command += qemu_insn.qemu_arguments(
+                qemu_insn.plugin_path(cache_dir()), program.path, log_file
+            )
     else:
         command = [str(program.path)]
     try:
