@@ -233,6 +233,10 @@ def run_selftest(
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise FirmwareError(f"the self-test did not finish in {timeout_s:.0f} s") from exc
+    if log_file is not None and "Could not load plugin" in result.stderr:
+        raise qemu_insn.PluginNotLoaded(
+            f"QEMU could not load the instruction-count plugin: {result.stderr.strip()[-500:]}"
+        )
     if result.returncode != 0:
         raise FirmwareError(
             f"the self-test exited with {result.returncode}:\n{(result.stdout + result.stderr)[-3000:]}"

@@ -7,9 +7,10 @@ API (version 1) it uses, counts every guest instruction as it executes (an inlin
 the count between the entry of ``tflite::MicroInterpreter::Invoke()`` and the entry of
 ``tinyfleet_on_output()``, which ``main.cc`` calls right after ``Invoke()`` returns (addresses
 from the image's symbol table). A first version marked the two reads of SysTick's current-value
-register instead; under ``-icount`` QEMU re-translates a block at such an I/O access and the
-memory callback fired for only one of the two reads (and the SysTick count changed), so the
-marks are code addresses.
+register with a memory callback instead, but QEMU 7.2 reported only one of the two reads per
+inference (probably because ``-icount`` re-translates the block at an I/O access), so the marks
+are code addresses. Written against QEMU 7.2's plugin API; a QEMU that refuses it raises
+:class:`PluginNotLoaded`.
 
 Instructions are **not cycles**: QEMU models no pipeline, no flash wait states, no bus contention;
 a Cortex-M4 needs more cycles than instructions (loads, taken branches, multiply-accumulates).
@@ -23,6 +24,11 @@ import subprocess
 from pathlib import Path
 
 from firmware_bridge.errors import FirmwareError
+
+
+class PluginNotLoaded(FirmwareError):
+    """QEMU refused the plugin (another plugin API version): counts are unavailable, not wrong."""
+
 
 START_SYMBOL = "_ZN6tflite16MicroInterpreter6InvokeEv"  # tflite::MicroInterpreter::Invoke()
 STOP_SYMBOL = "tinyfleet_on_output"
