@@ -23,8 +23,8 @@ Why not "a few KB": these features need the whole window at once. The 50 % overl
 mean every sample is still needed when its window completes (int16: 2 B x samples x axes); the
 band energies are a quadratic form of the whole Hann-tapered window and the high-pass kurtosis a
 4th moment of a whole-window circular filter, so neither can be accumulated hop by hop; and the
-kurtosis needs every sample of the filtered window at once (``window_samples`` floats; in float32
-because the int8 tolerance is 1e-4 σ). Going below window + one FFT means changing the features
+kurtosis needs every sample of the filtered window at once (``window_samples`` floats; float32,
+as a q15 FFT would miss the port's 1e-4 σ tolerance on band ratios near 1e-6). Going below window + one FFT means changing the features
 (shorter or Welch-averaged spectra, per-hop kurtosis), which is the vibration model's decision,
 to be validated on real bearings, not the port's. On a stream already at the sensor's resolution
 (:func:`sensor_counts`) the result equals Python within the whole-window tolerance. Moments are
