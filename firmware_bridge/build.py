@@ -195,12 +195,18 @@ def build(folder: Path, target: str, *, app: str, selftest: bool = False, jobs: 
 
 
 def run_selftest(
-    program: LinkedProgram, *, timeout_s: float = 300.0, count_instructions: bool = False
+    program: LinkedProgram,
+    *,
+    timeout_s: float = 300.0,
+    count_instructions: bool = False,
+    span: tuple[str, str] = qemu_insn.INVOKE_SPAN,
 ) -> list[SelftestResult]:
     """Run a self-test program (natively, or in QEMU's MPS2 AN386 for ``cortex-m4``).
 
-    ``count_instructions`` (``cortex-m4``): QEMU also counts the instructions each ``Invoke()``
-    retires (:mod:`firmware_bridge.qemu_insn`), set as ``SelftestResult.instructions``."""
+    ``count_instructions`` (``cortex-m4``): QEMU also counts the instructions retired per
+    inference (:mod:`firmware_bridge.qemu_insn`), set as ``SelftestResult.instructions``: by
+    default over ``Invoke()``; ``span`` = (start function, stop function) counts another stretch,
+    e.g. ``("tinyfleet_frontend_push", "tinyfleet_on_input")`` for a streaming front end."""
     log_file = None
     if program.target == "cortex-m4":
         if shutil.which(QEMU) is None:
@@ -225,7 +231,7 @@ def run_selftest(
             log_file = program.path.with_suffix(".insn.log")
             log_file.unlink(missing_ok=True)
             command += qemu_insn.qemu_arguments(
-                qemu_insn.plugin_path(cache_dir()), program.path, log_file
+                qemu_insn.plugin_path(cache_dir()), program.path, log_file, span
             )
     else:
         command = [str(program.path)]
@@ -243,7 +249,7 @@ def run_selftest(
         )
     results = parse_selftest(result.stdout)
     if log_file is not None:
-        counts = qemu_insn.instructions_per_invoke(log_file.read_text())
+        counts = qemu_insn.instructions_per_span(log_file.read_text())
         if len(counts) != len(results):
             raise FirmwareError(f"{len(counts)} instruction counts for {len(results)} inferences")
         results = [

@@ -30,8 +30,8 @@ class PluginNotLoaded(FirmwareError):
     """QEMU refused the plugin (another plugin API version): counts are unavailable, not wrong."""
 
 
-START_SYMBOL = "_ZN6tflite16MicroInterpreter6InvokeEv"  # tflite::MicroInterpreter::Invoke()
-STOP_SYMBOL = "tinyfleet_on_output"
+# From the entry of tflite::MicroInterpreter::Invoke() to the entry of tinyfleet_on_output().
+INVOKE_SPAN = ("_ZN6tflite16MicroInterpreter6InvokeEv", "tinyfleet_on_output")
 PLUGIN_SOURCE = r"""
 /* tinyfleet: instructions from the start address to the stop address (QEMU TCG plugin, API v1). */
 #include <inttypes.h>
@@ -151,13 +151,16 @@ def symbol_address(image: Path, symbol: str) -> int:
     raise FirmwareError(f"{symbol} not found in {image}: is it a tinyfleet self-test image?")
 
 
-def qemu_arguments(plugin: Path, image: Path, log: Path) -> list[str]:
-    """``qemu-system-arm`` arguments that load the plugin for ``image`` and log to ``log``."""
-    start = symbol_address(image, START_SYMBOL)
-    stop = symbol_address(image, STOP_SYMBOL)
+def qemu_arguments(
+    plugin: Path, image: Path, log: Path, span: tuple[str, str] = INVOKE_SPAN
+) -> list[str]:
+    """``qemu-system-arm`` arguments that load the plugin for ``image`` and log to ``log``: one
+    line per arrival at ``span[1]``, counting from the latest entry of ``span[0]``."""
+    start = symbol_address(image, span[0])
+    stop = symbol_address(image, span[1])
     return ["-plugin", f"{plugin},start={start:x},stop={stop:x}", "-d", "plugin", "-D", str(log)]
 
 
-def instructions_per_invoke(log_text: str) -> list[int]:
-    """Instructions from each ``Invoke()`` entry to the following ``tinyfleet_on_output()``."""
+def instructions_per_span(log_text: str) -> list[int]:
+    """The instruction count of every span the plugin logged, in order."""
     return [int(line.split()[1]) for line in log_text.splitlines() if line.startswith("invoke-")]
