@@ -6,8 +6,9 @@ For each bundle folder given (copied first: export records its sizes in bundle.j
   model's) and the application for a Cortex-M4F; ``arm-none-eabi-size`` text/data/bss;
 * the self-test image with a few windows (real Speech Commands audio for KWS, the task simulator
   otherwise) run in ``qemu-system-arm -M mps2-an386 -icount shift=0``: int8 outputs compared with
-  the TFLM Python interpreter, and the SysTick count around ``Invoke()`` (an instruction-count
-  proxy, not cycles: QEMU does not model the M4's pipeline or flash wait states);
+  the TFLM Python interpreter, the SysTick count around ``Invoke()`` and QEMU's own count of the
+  instructions ``Invoke()`` retires (``firmware_bridge/qemu_insn.py``; a proxy for cycles, not
+  cycles: QEMU does not model the M4's pipeline or flash wait states);
 * RAM per task: arena (+ margin) + front-end state and buffers, as the export summary states.
 
 ``--ds-cnn`` adds a KWS bundle with MLPerf Tiny's DS-CNN topology (random weights) on the default
@@ -34,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from device_sim.bundle import load_bundle  # noqa: E402
 from firmware_bridge.build import build, run_selftest  # noqa: E402
+from firmware_bridge.errors import FirmwareError  # noqa: E402
 from firmware_bridge.export import export_firmware  # noqa: E402
+from firmware_bridge.qemu_insn import symbol_address  # noqa: E402
 from firmware_bridge.selftest import simulated_values  # noqa: E402
 
 
@@ -78,11 +81,20 @@ def figures(bundle_dir: Path, work: Path) -> dict:
     summary = export_firmware(bundle, work / "fw", target="cortex-m4", selftest_values=values)
     image = build(work / "fw", "cortex-m4", app=f"tinyfleet_{bundle.task}", selftest=True)
     started_qemu = time.perf_counter()
-    results = run_selftest(image)
+    results = run_selftest(image, count_instructions=True)
     qemu_s = time.perf_counter() - started_qemu
     reference = python_reference(bundle, results)
     outputs = np.stack([r.output for r in results]) if results else np.zeros((0,))
     ticks = [r.ticks for r in results if r.ticks is not None]
+    instructions = [r.instructions for r in results if r.instructions is not None]
+    # The front end's share: from the call that completes a window to the model input.
+    try:
+        fe_call = "tinyfleet_frontend_push"
+        symbol_address(image.path, fe_call)
+    except FirmwareError:  # a whole-window front end
+        fe_call = "tinyfleet_frontend"
+    frontend = run_selftest(image, count_instructions=True, span=(fe_call, "tinyfleet_on_input"))
+    frontend_instructions = [r.instructions for r in frontend]
     return {
         "bundle": str(bundle_dir),
         "task": bundle.task,
@@ -101,6 +113,13 @@ def figures(bundle_dir: Path, work: Path) -> dict:
         "identical_to_tflm": bool(results) and np.array_equal(outputs, reference["tflm"]),
         "identical_to_int8model": bool(results) and np.array_equal(outputs, reference["litert"]),
         "systick_per_invoke_median": float(np.median(ticks)) if ticks else None,
+        "instructions_per_invoke_median": float(np.median(instructions)) if instructions else None,
+        "frontend_instructions_per_window_median": float(np.median(frontend_instructions)),
+        "instructions_per_systick": (
+            round(float(np.sum(instructions) / np.sum(ticks)), 2)
+            if ticks and instructions
+            else None
+        ),
         "qemu_seconds": round(qemu_s, 1),
         "export_build_seconds": round(started_qemu - started, 1),
     }
@@ -126,16 +145,17 @@ def main() -> int:
         return 0
     print(
         "| bundle | model B | arena B | front-end RAM B | RAM total B | M4 text | data | bss |"
-        " identical | SysTick/invoke |"
+        " identical | SysTick/invoke | instructions/invoke (QEMU) | front-end instructions/window |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         linked = row["linked"]
         print(
             f"| {row['task']} {row['name']} | {row['model_bytes']:,} | {row['arena_size_bytes']:,} "
             f"| {row['frontend_ram_bytes']:,} | {row['ram_bytes']:,} | {linked['text_bytes']:,} | "
             f"{linked['data_bytes']:,} | {linked['bss_bytes']:,} | {row['identical_to_tflm']} | "
-            f"{row['systick_per_invoke_median']} |"
+            f"{row['systick_per_invoke_median']} | {row['instructions_per_invoke_median']} | "
+            f"{row['frontend_instructions_per_window_median']} |"
         )
     return 0
 

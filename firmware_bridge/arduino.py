@@ -8,6 +8,9 @@ includes. TFLM itself comes from the TensorFlow Lite Micro Arduino library
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from device_sim.bundle import Bundle
 from device_sim.version import __version__
 from firmware_bridge.c_text import c_identifier
@@ -62,3 +65,79 @@ def sketch_prelude(bundle: Bundle) -> str:
 #endif
 #include <{library_name(bundle)}.h>
 """
+
+
+# The Arduino library specification (arduino.github.io/arduino-cli/latest/library-specification/),
+# as arduino-lint checks it: what a library folder needs for the IDE and arduino-cli to accept it.
+REQUIRED_PROPERTIES = (
+    "name",
+    "version",
+    "author",
+    "maintainer",
+    "sentence",
+    "paragraph",
+    "category",
+    "url",
+    "architectures",
+)
+CATEGORIES = (
+    "Display",
+    "Communication",
+    "Signal Input/Output",
+    "Sensors",
+    "Device Control",
+    "Timing",
+    "Data Storage",
+    "Data Processing",
+    "Other",
+)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}")
+_VERSION = re.compile(r"\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?")
+
+
+def layout_problems(library: Path) -> list[str]:
+    """What keeps ``library`` from being a valid Arduino library (recursive ``src/`` layout), or [].
+
+    ``library.properties`` with every required field, a name of allowed characters matching the
+    folder, a ``major.minor.patch`` version, a known category, ``includes`` headers present in
+    ``src/``; sources only under ``src/``; every example a folder ``examples/<name>/<name>.ino``.
+    """
+    problems = []
+    properties_path = library / "library.properties"
+    if not properties_path.is_file():
+        return [f"{properties_path} is missing"]
+    properties = {}
+    for line in properties_path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            if not sep:
+                problems.append(f"library.properties: {line!r} is not key=value")
+            properties[key.strip()] = value.strip()
+    problems += [
+        f"library.properties: {key} is missing or empty"
+        for key in REQUIRED_PROPERTIES
+        if not properties.get(key)
+    ]
+    name = properties.get("name", "")
+    if not _NAME.fullmatch(name):
+        problems.append(f"name {name!r}: letters, digits, space, _ . - only, at most 63")
+    if name.replace(" ", "_") != library.name:
+        problems.append(f"the folder {library.name!r} does not match the name {name!r}")
+    if not _VERSION.fullmatch(properties.get("version", "")):
+        problems.append(f"version {properties.get('version')!r} is not major.minor.patch")
+    if properties.get("category") not in CATEGORIES:
+        problems.append(f"category {properties.get('category')!r} is not one of {CATEGORIES}")
+    src = library / "src"
+    if not src.is_dir():
+        problems.append("no src/ folder (the recursive 1.5 layout)")
+    for header in filter(None, (h.strip() for h in properties.get("includes", "").split(","))):
+        if not (src / header).is_file():
+            problems.append(f"includes={header} but src/{header} does not exist")
+    stray = [p.name for p in library.iterdir() if p.suffix in (".c", ".cpp", ".cc", ".h", ".S")]
+    if stray:
+        problems.append(f"sources outside src/ are not compiled: {sorted(stray)}")
+    examples = library / "examples"
+    for example in sorted(examples.iterdir()) if examples.is_dir() else []:
+        if not (example / f"{example.name}.ino").is_file():
+            problems.append(f"examples/{example.name}/ has no {example.name}.ino")
+    return problems

@@ -14,6 +14,7 @@ Targets: ``host`` (gcc/g++, the program runs here) and ``cortex-m4`` (Debian's
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware_bridge import qemu_insn
 from firmware_bridge.errors import FirmwareError
 from firmware_bridge.makefile import makefile_rules_digest
 from firmware_bridge.selftest import SelftestResult, parse_selftest
@@ -192,8 +194,20 @@ def build(folder: Path, target: str, *, app: str, selftest: bool = False, jobs: 
     return LinkedProgram(path, target, text, data, bss, seconds)
 
 
-def run_selftest(program: LinkedProgram, *, timeout_s: float = 300.0) -> list[SelftestResult]:
-    """Run a self-test program (natively, or in QEMU's MPS2 AN386 for ``cortex-m4``)."""
+def run_selftest(
+    program: LinkedProgram,
+    *,
+    timeout_s: float = 300.0,
+    count_instructions: bool = False,
+    span: tuple[str, str] = qemu_insn.INVOKE_SPAN,
+) -> list[SelftestResult]:
+    """Run a self-test program (natively, or in QEMU's MPS2 AN386 for ``cortex-m4``).
+
+    ``count_instructions`` (``cortex-m4``): QEMU also counts the instructions retired per
+    inference (:mod:`firmware_bridge.qemu_insn`), set as ``SelftestResult.instructions``: by
+    default over ``Invoke()``; ``span`` = (start function, stop function) counts another stretch,
+    e.g. ``("tinyfleet_frontend_push", "tinyfleet_on_input")`` for a streaming front end."""
+    log_file = None
     if program.target == "cortex-m4":
         if shutil.which(QEMU) is None:
             raise FirmwareError(f"{QEMU} is not installed: apt-get install qemu-system-arm")
@@ -213,14 +227,32 @@ def run_selftest(program: LinkedProgram, *, timeout_s: float = 300.0) -> list[Se
             "-kernel",
             str(program.path),
         ]
+        if count_instructions:
+            log_file = program.path.with_suffix(".insn.log")
+            log_file.unlink(missing_ok=True)
+            command += qemu_insn.qemu_arguments(
+                qemu_insn.plugin_path(cache_dir()), program.path, log_file, span
+            )
     else:
         command = [str(program.path)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise FirmwareError(f"the self-test did not finish in {timeout_s:.0f} s") from exc
+    if log_file is not None and "Could not load plugin" in result.stderr:
+        raise qemu_insn.PluginNotLoaded(
+            f"QEMU could not load the instruction-count plugin: {result.stderr.strip()[-500:]}"
+        )
     if result.returncode != 0:
         raise FirmwareError(
             f"the self-test exited with {result.returncode}:\n{(result.stdout + result.stderr)[-3000:]}"
         )
-    return parse_selftest(result.stdout)
+    results = parse_selftest(result.stdout)
+    if log_file is not None:
+        counts = qemu_insn.instructions_per_span(log_file.read_text())
+        if len(counts) != len(results):
+            raise FirmwareError(f"{len(counts)} instruction counts for {len(results)} inferences")
+        results = [
+            dataclasses.replace(r, instructions=n) for r, n in zip(results, counts, strict=True)
+        ]
+    return results

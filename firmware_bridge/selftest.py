@@ -123,6 +123,7 @@ class SelftestResult:
     input: np.ndarray
     output: np.ndarray
     ticks: int | None = None  # Cortex-M: SysTick counts around Invoke() (see selftest.cc)
+    instructions: int | None = None  # QEMU's count over the same span (firmware_bridge.qemu_insn)
 
 
 def selftest_files(frontend: FrontEndC, values: np.ndarray) -> dict[str, str]:

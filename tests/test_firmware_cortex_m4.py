@@ -30,6 +30,7 @@ from firmware_bridge.build import (
     third_party_dir,
 )
 from firmware_bridge.export import export_firmware
+from firmware_bridge.qemu_insn import PluginNotLoaded
 
 pytestmark = [
     pytest.mark.needs_tf,
@@ -75,6 +76,19 @@ def test_cortex_m4_air_quality_image_matches_tflm_in_qemu(tmp_path):
     assert_identical_to_python(bundle, results, litert_steps=1)
     # SysTick around Invoke() under -icount: an instruction-count proxy is reported.
     assert all(r.ticks is not None and r.ticks > 0 for r in results)
+    # QEMU's own count of the instructions Invoke() retires (our TCG plugin): under -icount
+    # shift=0 (1 ns per instruction) the MPS2's 25 MHz SysTick ticks once per 40 instructions.
+    try:
+        counted = run_selftest(image, count_instructions=True)
+    except PluginNotLoaded as exc:
+        pytest.skip(str(exc))
+    assert [r.output.tolist() for r in counted] == [r.output.tolist() for r in results]
+    for result in counted:
+        assert result.instructions is not None and result.ticks is not None
+        assert abs(result.instructions - 40 * result.ticks) <= 80, (
+            result.ticks,
+            result.instructions,
+        )
 
 
 def test_export_for_cortex_m4_records_the_linkers_sizes(tmp_path):

@@ -236,8 +236,8 @@ def test_reported_front_end_flash_and_ram_match_what_gcc_allocates(tmp_path, kin
     assert abs(rodata - c.table_bytes) <= max(0.03 * c.table_bytes, 256)
 
 
-def test_c_vibration_streaming_push_matches_python_with_a_few_kb_of_state(tmp_path):
-    """What main.cc does on a device: push 64 frames at a time, never hold a float window.
+def test_c_vibration_streaming_push_matches_python_holding_an_int16_window_and_one_fft(tmp_path):
+    """What main.cc does on a device: push 32 frames at a time, never hold a float window.
 
     The port keeps the window as int16 sensor counts (±full scale over 16 bits, what the
     accelerometer delivers); on a stream already at that resolution it equals Python on every
@@ -297,5 +297,6 @@ int main(void)
     expected = frontend.batch(np.stack([stream[end - window : end] for end in ends]))
     error = np.abs(rows - expected)
     assert error.max() < 1e-4, f"max |C - Python| = {error.max():.3g} σ"
-    # Front-end state: the int16 window, one FFT scratch and the low-frequency bins.
-    assert c.buffer_bytes <= 2 * window * config.axes + 4 * window + 4096
+    # Front-end state: the int16 window, one FFT scratch, the low bins summed over axes (804 B
+    # here) and a few counters -- the floor for these features (frontend_c/vibration.py).
+    assert c.buffer_bytes <= 2 * window * config.axes + 4 * window + 1024

@@ -8,18 +8,32 @@ shaft speed, estimated without a tachometer from the power summed over axes (bes
 quarter-bin candidates, parabolic refinement); finally standardised with the bundle's mean/scale. A window with NaN/Inf,
 clipped samples (|x| ≥ 99.9 % of full scale) or a flat axis is refused, as ``validate_window`` does.
 
-Memory (streaming, what ``main.cc`` uses): ``tinyfleet_frontend_push`` takes 64 frames at a time
-and keeps the window as **int16 sensor counts** (full scale over 16 bits, the resolution a 16-bit
-accelerometer delivers: 0.49 mg at ±16 g), 2 bytes per sample instead of a float window. Features
-are computed axis by axis with one real FFT of ``window_samples`` floats (a half-length complex
-FFT plus a split step, in place) that is reused for the band energies and the high-pass kurtosis;
-the speed search and order amplitudes need only the lowest few hundred power bins of each axis,
-which are kept. At 4096 x 3 that is 24 KB + 16 KB + 2.4 KB instead of ~90 KB; the window itself
-cannot be avoided without changing the features (a 4096-point Hann spectrum and a whole-window
-high-pass need every sample). On a stream already at the sensor's resolution
-(:func:`sensor_counts`) the result equals Python within the whole-window tolerance. Moments are
-accumulated in double: kurtosis divides a 4th moment by a squared 2nd moment and float sums over
-4096 samples lose digits there.
+Memory (streaming, what ``main.cc`` uses): ``tinyfleet_frontend_push`` takes 32 frames at a time
+(an accelerometer's FIFO: LIS3DH, ADXL345 and BMA4xx hold 32) and keeps the window as **int16
+sensor counts** (full scale over 16 bits, the resolution a 16-bit accelerometer delivers: 0.49 mg at
+±16 g), 2 bytes per sample instead of a float window. Features are computed axis by axis with one
+real FFT of ``window_samples`` floats (a half-length complex FFT plus a split step, in place) that is
+reused for the band energies, the order amplitudes and the high-pass kurtosis; the speed search
+keeps only the lowest power bins summed over axes, and every axis but the last recomputes its
+tapered spectrum for the order amplitudes once the speed is known (one more FFT per extra axis,
+no per-axis bins kept). At 4096 x 3 that is 24 KB of window + 16 KB of FFT scratch + 0.8 KB
+instead of ~90 KB.
+
+Why not "a few KB": these features need the whole window at once. The 50 % overlapping windows
+mean every sample is still needed when its window completes (int16: 2 B x samples x axes); the
+band energies are a quadratic form of the whole Hann-tapered window and the high-pass kurtosis a
+4th moment of a whole-window circular filter, so neither can be accumulated hop by hop; and the
+kurtosis needs every sample of the filtered window at once (``window_samples`` floats; float32,
+as a q15 FFT would miss the port's 1e-4 σ tolerance on band ratios near 1e-6). Going below window + one FFT means changing the features
+(shorter or Welch-averaged spectra, per-hop kurtosis), which is the vibration model's decision,
+to be validated on real bearings, not the port's. On a stream already at the sensor's resolution
+(:func:`sensor_counts`) the result equals Python within the whole-window tolerance.
+
+Sums (mean, moments, the high-pass kurtosis) run in float within blocks of 64 samples and in
+double across blocks: kurtosis divides a 4th moment by a squared 2nd moment and plain float sums
+over 4096 samples lose digits there, but double arithmetic per sample is emulated in software on
+a Cortex-M4F (single-precision FPU) and was 62 % of the front end's instructions (≈ 14 M of 23 M
+per 4096 x 3 window, counted in QEMU). A block of int16 sensor counts sums exactly in float.
 """
 
 from __future__ import annotations
@@ -49,7 +63,7 @@ static long tf_nan_until, tf_clip_until; /* a bad frame spoils the windows up to
 static double tf_mean[TF_AXES];
 static float tf_buf[TF_N];               /* real-FFT scratch, reused axis by axis */
 #if TF_ORDERS > 0
-static float tf_low[TF_AXES * TF_LOW_BINS]; /* low-frequency power of each axis: speed, orders */
+static float tf_psum[TF_LOW_BINS];       /* low-frequency power summed over axes: the speed */
 #endif
 
 /* Sample t (0 = oldest) of an axis, in g. */
@@ -65,8 +79,9 @@ static float tf_sample(int t, int axis)
 static void tf_axis_spectrum(int axis, int taper)
 {
     int t;
+    const float mean = (float)tf_mean[axis];
     for (t = 0; t < TF_N; ++t) {
-        float v = (float)((double)tf_sample(t, axis) - tf_mean[axis]);
+        float v = tf_sample(t, axis) - mean;
         if (taper) {
             v *= tf_taper[t];
         }
@@ -86,21 +101,35 @@ static float tf_power(int k)
     return tf_buf[k] * tf_buf[k] + tf_buf[TF_N / 2 + k] * tf_buf[TF_N / 2 + k];
 }
 
-/* Pearson kurtosis of the high-passed signal in tf_buf (tf_irfft layout), ends trimmed. */
+/* Pearson kurtosis of the high-passed signal in tf_buf (tf_irfft layout), ends trimmed. Sums in
+ * float within blocks of TF_BLOCK samples and in double across blocks (see tf_features). */
 static double tf_hf_kurtosis(void)
 {
-    int t;
+    int t, i;
     double mean = 0.0, m2 = 0.0, m4 = 0.0;
+    float mean_f;
     const double count = (double)(TF_N - 2 * TF_TRIM);
-    for (t = TF_TRIM; t < TF_N - TF_TRIM; ++t) {
-        mean += (double)tf_buf[(t & 1) ? TF_N / 2 + t / 2 : t / 2];
+    for (t = TF_TRIM; t < TF_N - TF_TRIM; t += TF_BLOCK) {
+        const int end = t + TF_BLOCK < TF_N - TF_TRIM ? t + TF_BLOCK : TF_N - TF_TRIM;
+        float block = 0.0f;
+        for (i = t; i < end; ++i) {
+            block += tf_buf[(i & 1) ? TF_N / 2 + i / 2 : i / 2];
+        }
+        mean += (double)block;
     }
     mean /= count;
-    for (t = TF_TRIM; t < TF_N - TF_TRIM; ++t) {
-        const double c = (double)tf_buf[(t & 1) ? TF_N / 2 + t / 2 : t / 2] - mean;
-        const double c2 = c * c;
-        m2 += c2;
-        m4 += c2 * c2;
+    mean_f = (float)mean;
+    for (t = TF_TRIM; t < TF_N - TF_TRIM; t += TF_BLOCK) {
+        const int end = t + TF_BLOCK < TF_N - TF_TRIM ? t + TF_BLOCK : TF_N - TF_TRIM;
+        float block2 = 0.0f, block4 = 0.0f;
+        for (i = t; i < end; ++i) {
+            const float c = tf_buf[(i & 1) ? TF_N / 2 + i / 2 : i / 2] - mean_f;
+            const float c2 = c * c;
+            block2 += c2;
+            block4 += c2 * c2;
+        }
+        m2 += (double)block2;
+        m4 += (double)block4;
     }
     m2 /= count;
     m4 /= count;
@@ -108,17 +137,6 @@ static double tf_hf_kurtosis(void)
 }
 
 #if TF_ORDERS > 0
-/* Summed power over axes at low bin k, for the speed estimate. */
-static double tf_psum(int k)
-{
-    int axis;
-    float sum = 0.0f;
-    for (axis = 0; axis < TF_AXES; ++axis) {
-        sum += tf_low[axis * TF_LOW_BINS + k];
-    }
-    return (double)sum;
-}
-
 /* Shaft speed in Hz: best harmonic sum over the candidates, then parabolic interpolation of the
  * log magnitude around the 1x peak. */
 static double tf_shaft_speed(void)
@@ -131,8 +149,8 @@ static double tf_shaft_speed(void)
             const int k = c * 4 + h;
             const int below = tf_harmonic_bin[k];
             const double fraction = (double)tf_harmonic_fraction[k];
-            score += sqrt(tf_psum(below)) * (1.0 - fraction);
-            score += sqrt(tf_psum(below + 1)) * fraction;
+            score += sqrt((double)tf_psum[below]) * (1.0 - fraction);
+            score += sqrt((double)tf_psum[below + 1]) * fraction;
         }
         if (score > best_score) {
             best_score = score;
@@ -142,13 +160,13 @@ static double tf_shaft_speed(void)
     peak = tf_candidate_centre[best] - 1;
     for (d = 0; d <= 1; ++d) {
         const int i = tf_candidate_centre[best] + d;
-        if (tf_psum(i) > tf_psum(peak)) {
+        if (tf_psum[i] > tf_psum[peak]) {
             peak = i;
         }
     }
-    left = log(sqrt(tf_psum(peak - 1)) + 1e-12);
-    mid = log(sqrt(tf_psum(peak)) + 1e-12);
-    right = log(sqrt(tf_psum(peak + 1)) + 1e-12);
+    left = log(sqrt((double)tf_psum[peak - 1]) + 1e-12);
+    mid = log(sqrt((double)tf_psum[peak]) + 1e-12);
+    right = log(sqrt((double)tf_psum[peak + 1]) + 1e-12);
     curvature = left - 2.0 * mid + right;
     if (curvature < 0.0) {
         offset = 0.5 * (left - right) / curvature;
@@ -156,45 +174,86 @@ static double tf_shaft_speed(void)
     }
     return (peak + offset) * TF_RESOLUTION;
 }
+
+/* log10 amplitude (g) at each shaft order of the axis whose tapered spectrum is in tf_buf: power
+ * within +-2 bins (the Hann main lobe). */
+static void tf_order_amplitudes(double speed, float *out)
+{
+    int o, d;
+    for (o = 0; o < TF_ORDERS; ++o) {
+        const int centre = (int)rint((double)tf_orders[o] * speed / TF_RESOLUTION);
+        double lobe = 0.0;
+        for (d = -2; d <= 2; ++d) {
+            int k = centre + d;
+            k = k < 0 ? 0 : k > TF_N / 2 ? TF_N / 2 : k;
+            lobe += (double)tf_power(k);
+        }
+        out[o] = (float)log10(4.0 * sqrt(lobe / 1.5) / TF_N + 1e-6);
+    }
+}
 #endif
 
 /* Features of the current window (tf_window or the ring); 3 when an axis is flat. */
 static int tf_features(float *features)
 {
     int axis, t, b, s;
+#if TF_ORDERS > 0
+    double speed = 0.0;
+#endif
+    /* Sums run in float within blocks of TF_BLOCK samples and in double across blocks: as exact as
+     * double sums for these magnitudes (a block of int16 counts sums exactly in float), while the
+     * Cortex-M4F, whose FPU is single-precision, emulates only one double add per block. */
     for (axis = 0; axis < TF_AXES; ++axis) {
-        double mean = 0.0, var = 0.0;
-        for (t = 0; t < TF_N; ++t) {
-            mean += (double)tf_sample(t, axis);
+        const float first = tf_sample(0, axis);
+        double mean = 0.0;
+        int flat = 1, i;
+        for (t = 0; t < TF_N; t += TF_BLOCK) {
+            float block = 0.0f;
+            for (i = t; i < t + TF_BLOCK; ++i) {
+                const float x = tf_sample(i, axis);
+                block += x;
+                flat &= x == first;
+            }
+            mean += (double)block;
         }
-        mean /= TF_N;
-        for (t = 0; t < TF_N; ++t) {
-            const double c = (double)tf_sample(t, axis) - mean;
-            var += c * c;
+        if (flat) {
+            return 3; /* zero variance: every sample equal, as numpy's std == 0 */
         }
-        if (var == 0.0) {
-            return 3;
-        }
-        tf_mean[axis] = mean;
+        tf_mean[axis] = mean / TF_N;
     }
     for (axis = 0; axis < TF_AXES; ++axis) {
         float *out = features + axis * TF_PER_AXIS;
-        double m2 = 0.0, m4 = 0.0, peak = 0.0, total = 0.0, rms;
-        for (t = 0; t < TF_N; ++t) {
-            const double c = (double)tf_sample(t, axis) - tf_mean[axis];
-            const double c2 = c * c;
-            m2 += c2;
-            m4 += c2 * c2;
-            if (fabs(c) > peak) {
-                peak = fabs(c);
+        const float mean = (float)tf_mean[axis];
+        float peak_f = 0.0f;
+        double m2 = 0.0, m4 = 0.0, peak, total = 0.0, rms;
+        int i;
+        for (t = 0; t < TF_N; t += TF_BLOCK) {
+            float block2 = 0.0f, block4 = 0.0f;
+            for (i = t; i < t + TF_BLOCK; ++i) {
+                const float c = tf_sample(i, axis) - mean;
+                const float c2 = c * c;
+                block2 += c2;
+                block4 += c2 * c2;
+                if (fabsf(c) > peak_f) {
+                    peak_f = fabsf(c);
+                }
             }
+            m2 += (double)block2;
+            m4 += (double)block4;
         }
+        peak = (double)peak_f;
         rms = sqrt(m2 / TF_N);
         /* Band energies of the tapered spectrum, relative to their total. */
         tf_axis_spectrum(axis, 1);
 #if TF_ORDERS > 0
         for (t = 0; t < TF_LOW_BINS; ++t) {
-            tf_low[axis * TF_LOW_BINS + t] = tf_power(t);
+            tf_psum[t] = (axis == 0 ? 0.0f : tf_psum[t]) + tf_power(t);
+        }
+        if (axis == TF_AXES - 1) {
+            /* The summed power is complete: the speed, and this axis's orders while its tapered
+             * spectrum is still in tf_buf (the other axes recompute theirs below). */
+            speed = tf_shaft_speed();
+            tf_order_amplitudes(speed, out + TF_BANDS + TF_STATS);
         }
 #endif
         for (b = 0; b < TF_BANDS; ++b) {
@@ -243,24 +302,11 @@ static int tf_features(float *features)
         }
     }
 #if TF_ORDERS > 0
-    {
-        const double speed = tf_shaft_speed();
-        int o, d;
-        for (axis = 0; axis < TF_AXES; ++axis) {
-            float *out = features + axis * TF_PER_AXIS + TF_BANDS + TF_STATS;
-            for (o = 0; o < TF_ORDERS; ++o) {
-                const int centre = (int)rint((double)tf_orders[o] * speed / TF_RESOLUTION);
-                double lobe = 0.0;
-                for (d = -2; d <= 2; ++d) {
-                    int k = centre + d;
-                    k = k < 0 ? 0 : k > TF_LOW_BINS - 1 ? TF_LOW_BINS - 1 : k;
-                    lobe += (double)tf_low[axis * TF_LOW_BINS + k];
-                }
-                out[o] = (float)log10(4.0 * sqrt(lobe / 1.5) / TF_N + 1e-6);
-            }
-        }
-        features[TF_AXES * TF_PER_AXIS] = (float)log10(speed);
+    for (axis = 0; axis < TF_AXES - 1; ++axis) {
+        tf_axis_spectrum(axis, 1);
+        tf_order_amplitudes(speed, features + axis * TF_PER_AXIS + TF_BANDS + TF_STATS);
     }
+    features[TF_AXES * TF_PER_AXIS] = (float)log10(speed);
 #endif
     for (t = 0; t < TF_FEATURES; ++t) {
         features[t] = (features[t] - tf_norm_mean[t]) / tf_norm_scale[t];
@@ -380,7 +426,7 @@ def _speed_tables(frontend) -> tuple[str, int]:
         + float_array("tf_orders", np.asarray(config.orders))
     )
     # The power bins the speed search and the order lobes can touch (all below a few hundred Hz):
-    # only these are kept per axis between the first pass and the order amplitudes.
+    # only these are kept, summed over axes, for the speed search.
     top_speed_bin = int(centre.max()) + 1.5  # peak refinement moves at most 1 bin + 0.5
     reach = max(
         int(below.max()) + 2,
@@ -407,8 +453,8 @@ def sensor_counts(windows: np.ndarray, full_scale_g: float) -> np.ndarray:
 
 
 def _push_frames(hop: int) -> int:
-    """Frames per push: a power of two up to 64 that divides the hop (small driver buffer)."""
-    push = 64
+    """Frames per push: a power of two up to 32 (an accelerometer FIFO) that divides the hop."""
+    push = 32
     while hop % push:
         push //= 2
     return push
@@ -451,7 +497,7 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
         f"#define TF_CLIP_G {c_float(CLIP_FRACTION * config.full_scale_g)}\n",
         f"#define TF_G_PER_COUNT {c_float(g_per_count)}\n",
         f"#define TF_HF_FIRST_BIN {int(hf_bins[0]) if len(hf_bins) else n // 2 + 1}\n",
-        f"#define TF_TRIM {n // 16}\n",
+        f"#define TF_TRIM {n // 16}\n#define TF_BLOCK {min(64, n)}\n",
         fft_text,
         float_array("tf_taper", frontend._taper),
         int_array("tf_band_first", first),
@@ -462,13 +508,13 @@ def generate(config_dict: dict[str, Any]) -> FrontEndC:
     ]
     table_bytes = fft_bytes + 4 * n + 2 * 2 * config.n_bands + len(config.stats) + 8 * n_features
     # int16 ring of the window, one real-FFT scratch, the axis means, the stream counters and the
-    # window pointer (host sizes: 64-bit long and pointer).
+    # window pointer (host sizes: 64-bit long and pointer); with orders, the summed low bins.
     buffer_bytes = 2 * n * config.axes + 4 * n + 8 * config.axes + 3 * 8 + 8
     if config.orders:
         text, size = _speed_tables(frontend)
         parts.append(text)
         table_bytes += size
-        buffer_bytes += 4 * config.axes * low_bins(frontend)
+        buffer_bytes += 4 * low_bins(frontend)
     source = (
         "/* Generated by tinyfleet: C99 vibration front end. Do not edit. */\n"
         '#include "tinyfleet_frontend.h"\n\n#include <math.h>\n#include <stddef.h>\n'
