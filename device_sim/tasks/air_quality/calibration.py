@@ -18,14 +18,17 @@ pseudo-observations: one day of references mostly moves the bias, a week also th
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from device_sim.bundle import Bundle, write_bundle
+from device_sim.bundle import Bundle, default_version, write_bundle
 from device_sim.errors import ConfigError, DataError
 from device_sim.features import feature_config_from_dict
 from device_sim.features.air_quality import sliding_windows
@@ -285,21 +288,36 @@ def calibrate_bundle(
         **bundle.provenance,
         "calibrated_from": bundle.identity(),
     }
+    feature_config = run.config.to_dict()
+    new_head = head.with_correction(correction).to_dict()
     return write_bundle(
         out_dir,
         bundle.model_bytes(),
         task=bundle.task,
         name=bundle.name,
+        version=calibrated_version(bundle.model_sha256, feature_config, new_head),
         input=bundle.input,
         output=bundle.output,
-        feature_config=run.config.to_dict(),
-        head=head.with_correction(correction).to_dict(),
+        feature_config=feature_config,
+        head=new_head,
         metrics=bundle.metrics,
         sizes={k: v for k, v in bundle.sizes.items() if k != "tflite_bytes"},
         sparsity=bundle.sparsity,
         provenance=provenance,
         extra=bundle.extra,
     )
+
+
+def calibrated_version(model_sha256: str, feature_config: dict, head: dict) -> str:
+    """A version that differs from the source bundle's although the model bytes are the same.
+
+    The default version is creation second + model hash; a calibration keeps the model and may run
+    within the same second as its build, so the hash of what it changed (front-end means and the
+    head's correction) is appended: two calibrations differ exactly when their content does.
+    """
+    changed = json.dumps({"feature_config": feature_config, "head": head}, sort_keys=True)
+    digest = hashlib.sha256(changed.encode()).hexdigest()[:8]
+    return f"{default_version(datetime.now(timezone.utc), model_sha256)}-cal{digest}"
 
 
 def calibrate_csv(
