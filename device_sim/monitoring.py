@@ -11,11 +11,15 @@ statistic, the values its int8 model gives on the held-out set. This module only
   two-sample Kolmogorov–Smirnov test;
 * a categorical one (a label): the share of each category.
 
+The share of windows the device could not infer is compared too: ``invalid_rate`` is 0 unless the
+evaluation arrays carry the share of windows the task's data left uninferable (``invalid_rate``,
+air quality: windows with a missing input).
+
 Format (``schema`` 2)::
 
     {"schema": 2, "source": "...", "invalid_rate": 0.0, "windows": 812,
-     "statistics": {"confidence": {"kind": "continuous", "decile_edges": [...], "sample": [...],
-                                   "count": 812},
+     "statistics": {"confidence": {"kind": "continuous", "decile_edges": [...],
+                                   "bin_shares": [...], "sample": [...], "count": 812},
                     "label": {"kind": "categorical", "categories": {"yes": 0.09, ...},
                               "count": 812}}}
 
@@ -54,12 +58,22 @@ def continuous_reference(values: Any) -> dict[str, Any]:
         )
     rng = np.random.default_rng(0)
     sample = rng.choice(values, size=min(REFERENCE_SAMPLE, len(values)), replace=False)
+    # Ties (an int8 output saturates: many windows at the same top probability) merge deciles, so
+    # the bins are the distinct deciles and each bin's share is measured, not assumed to be 10 %.
+    edges = np.unique(np.quantile(values, DECILES))
+    shares = np.bincount(bin_index(edges, values), minlength=len(edges) + 1) / len(values)
     return {
         "kind": "continuous",
-        "decile_edges": [float(v) for v in np.quantile(values, DECILES)],
+        "decile_edges": [float(v) for v in edges],
+        "bin_shares": [round(float(v), 6) for v in shares],
         "sample": [round(float(v), 6) for v in np.sort(sample)],
         "count": int(len(values)),
     }
+
+
+def bin_index(edges: Any, values: Any) -> np.ndarray:
+    """The PSI bin of each value: bin ``i`` holds ``edges[i-1] <= v < edges[i]``."""
+    return np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
 
 
 def categorical_reference(values: Any, categories: list[str]) -> dict[str, Any]:
@@ -96,10 +110,12 @@ def monitoring_reference(
             log.warning("monitoring reference: %s skipped (%s)", name, exc)
     if not statistics:
         raise ConfigError(f"{bundle.directory}: no drift statistic has enough held-out values")
+    # the share of windows the data left uninferable (missing inputs), when the task measured it
+    invalid_rate = float(np.asarray(evaluation.get("invalid_rate", 0.0)))
     return {
         "schema": 2,
         "source": source,
-        "invalid_rate": 0.0,
+        "invalid_rate": round(invalid_rate, 6),
         "windows": max(s["count"] for s in statistics.values()),
         "statistics": statistics,
     }
@@ -132,6 +148,7 @@ def normalise_reference(reference: Mapping[str, Any]) -> dict[str, Any]:
     statistic = {
         "kind": "continuous",
         "decile_edges": list(reference["decile_edges"]),
+        "bin_shares": [0.1] * (len(reference["decile_edges"]) + 1),
         "sample": list(reference["sample"]),
         "count": int(reference.get("windows", len(reference["sample"]))),
     }

@@ -29,20 +29,24 @@ from typing import Any
 
 import numpy as np
 
-from device_sim.monitoring import normalise_reference
+from device_sim.monitoring import bin_index, normalise_reference
 from device_sim.mqtt.payload import Prediction
+from device_sim.tasks.spec import DriftStatistics
 
 PSI_DRIFT = 0.25  # the usual reading: < 0.1 stable, 0.1–0.25 moderate, > 0.25 significant shift
 P_DRIFT = 1e-3  # KS / chi-square p-value below which the window is unlikely under the reference
 INVALID_RATE_MARGIN = 0.05  # invalid windows above reference rate + 5 points count as drift
+DEFAULT_WINDOW = 200  # for a task that declares no drift statistics (invalid windows, silence)
+DEFAULT_MIN_WINDOWS = 50
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share in the PSI (log of 0 otherwise)
 
 
-def psi(reference_edges: list[float], values: np.ndarray) -> float:
-    """Population stability index of ``values`` over the reference deciles (10 % per bin)."""
-    counts = np.bincount(np.searchsorted(reference_edges, values), minlength=10)
+def psi(reference: Mapping[str, Any], values: np.ndarray) -> float:
+    """Population stability index of ``values`` over a continuous reference's decile bins."""
+    edges = reference["decile_edges"]
+    expected = np.maximum(np.asarray(reference["bin_shares"], dtype=np.float64), SHARE_FLOOR)
+    counts = np.bincount(bin_index(edges, values), minlength=len(edges) + 1)
     current = np.maximum(counts / max(1, len(values)), SHARE_FLOOR)
-    expected = 0.1
     return float(np.sum((current - expected) * np.log(current / expected)))
 
 
@@ -74,7 +78,7 @@ def _continuous(reference: Mapping[str, Any], values: list) -> dict[str, Any]:
 
     array = np.asarray(values, dtype=np.float64)
     return {
-        "psi": round(psi(reference["decile_edges"], array), 4),
+        "psi": round(psi(reference, array), 4),
         "p": float(ks_2samp(array, reference["sample"]).pvalue),
         "test": "ks",
         "median": round(float(np.median(array)), 6),
@@ -128,20 +132,20 @@ class HealthEvent:
 @dataclass
 class _Track:
     valid: deque
+    min_windows: int
     values: dict[str, deque] = field(default_factory=dict)
     last_seen: float = 0.0
     status: str = "ok"
 
 
-def _observer(task: str) -> Callable[[Mapping[str, Any]], dict[str, Any]] | None:
+def _drift(task: str) -> DriftStatistics | None:
     from device_sim.errors import TinyfleetError
     from device_sim.tasks import spec_for
 
     try:
-        drift = spec_for(task).drift
+        return spec_for(task).drift
     except TinyfleetError:
         return None
-    return None if drift is None else drift.observe
 
 
 class HealthMonitor:
@@ -155,39 +159,47 @@ class HealthMonitor:
         self,
         references: dict[str, dict[str, Any]],
         *,
-        window: int = 200,
-        min_windows: int = 50,
+        window: int | None = None,
+        min_windows: int | None = None,
         silence_s: float = 60.0,
     ) -> None:
         self.references = {task: normalise_reference(r) for task, r in references.items()}
-        self.observers = {task: _observer(task) for task in self.references}
+        self.drift = {task: _drift(task) for task in self.references}
         self.window = window
         self.min_windows = min_windows
         self.silence_s = silence_s
         self.tracks: dict[tuple[str, str], _Track] = {}
 
+    def _sizes(self, task: str) -> tuple[int, int]:
+        """(window, min_windows) for ``task``: the arguments, else what its spec declares."""
+        drift = self.drift.get(task)
+        window = self.window or (drift.window if drift else DEFAULT_WINDOW)
+        wanted = self.min_windows or (drift.min_windows if drift else DEFAULT_MIN_WINDOWS)
+        return window, min(wanted, window)
+
     def observe(self, prediction: Prediction, now: float | None = None) -> HealthEvent | None:
         now = time.monotonic() if now is None else now
         key = (prediction.device, prediction.task)
+        window, min_windows = self._sizes(prediction.task)
         track = self.tracks.get(key)
         if track is None:
-            track = self.tracks[key] = _Track(deque(maxlen=self.window))
+            track = self.tracks[key] = _Track(deque(maxlen=window), min_windows=min_windows)
         track.last_seen = now
         track.valid.append(bool(prediction.valid))
         reference = self.references.get(prediction.task)
-        observe = self.observers.get(prediction.task)
-        if reference is not None and observe is not None and prediction.valid:
+        drift = self.drift.get(prediction.task)
+        if reference is not None and drift is not None and prediction.valid:
             statistics = reference["statistics"]
-            for name, value in observe(prediction.fields).items():
+            for name, value in drift.observe(prediction.fields).items():
                 if name not in statistics or value is None:
                     continue
                 if statistics[name]["kind"] == "continuous":
                     if not isinstance(value, (int, float)) or not np.isfinite(value):
                         continue
                     value = float(value)
-                values = track.values.setdefault(name, deque(maxlen=self.window))
+                values = track.values.setdefault(name, deque(maxlen=window))
                 values.append(value)
-        if len(track.valid) < self.min_windows:
+        if len(track.valid) < min_windows:
             return None
         status, reasons, checks = self._assess(track, reference)
         return self._transition(key, track, status, reasons, checks)
@@ -209,7 +221,7 @@ class HealthMonitor:
         compared: dict[str, Any] = {}
         for name, statistic in reference["statistics"].items():
             values = list(track.values.get(name, ()))
-            if len(values) < self.min_windows:
+            if len(values) < track.min_windows:
                 continue  # e.g. residuals: only predictions that carry a reference value count
             result = compared[name] = COMPARE[statistic["kind"]](statistic, values)
             if result["psi"] > PSI_DRIFT and result["p"] < P_DRIFT:

@@ -54,12 +54,18 @@ class DriftStatistics:
     * ``categories(bundle)`` — the statistics whose values are labels, with every possible label:
       compared by frequencies (chi-square, PSI); the others by distribution (PSI, KS).
     * ``description`` — what is watched, in a few words (CLI help, docs).
+    * ``window`` — how many of a device's latest predictions are compared (``tinyfleet monitor
+      --window`` overrides it); ``min_windows`` — how many it needs before the first verdict.
+      Hourly air-quality estimates follow days and weeks, so they need more than a vibration
+      sensor's scores.
     """
 
     reference: Callable[[Bundle, dict[str, Any]], dict[str, Any]]
     observe: Callable[[Mapping[str, Any]], dict[str, Any]]
     description: str
     categories: Callable[[Bundle], dict[str, list[str]]] = lambda bundle: {}
+    window: int = 200
+    min_windows: int = 50
 
 
 # (component, object_id, config) of one Home Assistant entity; ``common(object_id, name)`` gives the

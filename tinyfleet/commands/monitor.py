@@ -50,7 +50,7 @@ class HealthPublisher:
     """Runs a :class:`HealthMonitor` inside a subscriber and publishes its events (also used by
     ``tinyfleet subscribe --monitor BUNDLE``)."""
 
-    def __init__(self, bundle_dirs, window: int, silence_s: float, as_json: bool) -> None:
+    def __init__(self, bundle_dirs, window: int | None, silence_s: float, as_json: bool) -> None:
         from ops.monitor import HealthMonitor
 
         references = dict(reference_for(path) for path in bundle_dirs or [])
@@ -132,7 +132,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bundle", type=Path, action="append", help="bundle whose reference to use (repeatable)"
     )
     monitor.add_argument(
-        "--window", type=int, default=200, help="predictions compared (default 200)"
+        "--window",
+        type=int,
+        help="a device's latest predictions compared (default: what the task declares — "
+        + ", ".join(f"{t} {spec_for(t).drift.window}" for t in drift_tasks)
+        + ")",
     )
     monitor.add_argument(
         "--silence", type=float, default=60.0, help="seconds without a prediction = silent"
