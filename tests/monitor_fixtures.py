@@ -5,7 +5,7 @@ carry the monitoring reference the build records, computed from their held-out s
 model; only the training is small: a two-layer dense net for a few epochs on the real front ends.
 
 * KWS: four classes of synthetic 16 kHz audio (quiet room, a low tone, a high tone, a warble as
-  the "unknown" word) in 2 s segments; windows of 1 s every 250 ms as the device reads them,
+  the "unknown" word) in 2 s segments, each class once per 8 s; windows of 1 s every 250 ms as the device reads them,
   labelled by the segment that fills most of the window. The held-out set is another stream.
 * Air quality: 150 days of the seeded station simulator; the last 40 days are held out
   (:data:`AQ_SPLIT_ROW` on), and :class:`StationReplay` replays them on a device.
@@ -46,8 +46,10 @@ def kws_audio(seed: int, seconds: float) -> tuple[np.ndarray, np.ndarray]:
     n = int(SEGMENT_S * KWS_RATE)
     t = np.arange(n) / KWS_RATE
     audio, labels = [], []
-    for _ in range(n_segments):
-        label = int(rng.integers(len(KWS_LABELS)))
+    # each class once per 8 s block, in a random order: steady label priors, as in a steady room
+    order = np.concatenate([rng.permutation(len(KWS_LABELS)) for _ in range(n_segments // 4 + 1)])
+    for label in order[:n_segments]:
+        label = int(label)
         level = rng.uniform(0.1, 0.4)
         if label == 0:
             segment = np.zeros(n)
@@ -246,11 +248,14 @@ def health_watch(broker) -> Iterator[dict[str, dict]]:
         watcher.disconnect()
 
 
-def start_monitor(broker, bundle_dir: Path, window: int, duration: float):
-    """``tinyfleet monitor --json`` in a thread; returns (thread, its captured stdout)."""
+def start_monitor(broker, bundle_dir: Path, window: int | None, duration: float):
+    """``tinyfleet monitor --json`` in a thread (``window`` None: the task's own); returns
+    (thread, its captured stdout)."""
     output = StringIO()
     argv = ["monitor", "--broker", broker.url, "--bundle", str(bundle_dir)]
-    argv += ["--window", str(window), "--duration", str(duration), "--json"]
+    argv += ["--duration", str(duration), "--json"]
+    if window is not None:
+        argv += ["--window", str(window)]
 
     def monitor() -> None:
         from tinyfleet.cli import main

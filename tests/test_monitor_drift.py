@@ -81,11 +81,11 @@ def scores(predictions) -> np.ndarray:
 def test_a_sensor_gain_change_raises_a_drift_health_event(tmp_path):
     bundle_dir, bundle = bundle_with_evaluation(tmp_path)
     with MosquittoBroker(tmp_path / "broker") as broker, health_watch(broker) as health:
-        thread, output = start_monitor(broker, bundle_dir, window=120, duration=25)
+        thread, output = start_monitor(broker, bundle_dir, window=120, duration=15)
         # the same check inside a subscriber: `tinyfleet subscribe --monitor BUNDLE`
         subscribe = start_cli(
             "subscribe", "--broker", broker.url, "--monitor", str(bundle_dir), "--json",
-            "--duration", "25",
+            "--duration", "15",
         )  # fmt: skip
         time.sleep(3.0)
         # deployed: device 0 as calibrated, device 1's accelerometer now reads 3x

@@ -21,7 +21,7 @@ import numpy as np
 
 from device_sim.bundle import Bundle
 from device_sim.tasks.air_quality.head import AirQualityHead
-from device_sim.tasks.air_quality.runtime import OutputDecoder
+from device_sim.tasks.air_quality.runtime import VALUE_DECIMALS, OutputDecoder
 from device_sim.tasks.spec import DriftStatistics
 
 # Two weeks of hourly estimates: a shorter window mostly measures this week's weather and traffic
@@ -39,6 +39,7 @@ def reference(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> dict[str, np
     x = np.asarray(evaluation["x"], dtype=np.float32)
     outputs = Int8Model.from_bundle(bundle).predict_batch(x).reshape(len(x), -1)
     estimates = OutputDecoder.from_head(head)(outputs, x.reshape(len(x), -1))
+    estimates = np.round(estimates, VALUE_DECIMALS)  # as the payload has them
     truth = evaluation.get("reference")
     statistics: dict[str, np.ndarray] = {}
     for j, target in enumerate(head.targets):

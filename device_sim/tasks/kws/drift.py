@@ -18,6 +18,7 @@ import numpy as np
 
 from device_sim.bundle import Bundle
 from device_sim.tasks.kws.head import KwsHead
+from device_sim.tasks.kws.runtime import SCORE_DECIMALS
 from device_sim.tasks.spec import DriftStatistics
 
 
@@ -27,7 +28,7 @@ def reference(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> dict[str, np
 
     labels = np.asarray(KwsHead.from_dict(bundle.head).labels)
     outputs = Int8Model.from_bundle(bundle).predict_batch(np.asarray(evaluation["x"], np.float32))
-    outputs = outputs.reshape(len(outputs), -1)
+    outputs = np.round(outputs.reshape(len(outputs), -1), SCORE_DECIMALS)  # as the payload has them
     return {"label": labels[np.argmax(outputs, axis=1)], "confidence": np.max(outputs, axis=1)}
 
 
