@@ -36,7 +36,9 @@ from device_sim.tasks.spec import DriftStatistics
 PSI_DRIFT = 0.25  # the usual reading: < 0.1 stable, 0.1–0.25 moderate, > 0.25 significant shift
 P_DRIFT = 1e-3  # KS / chi-square p-value below which the window is unlikely under the reference
 INVALID_RATE_MARGIN = 0.05  # invalid windows above reference rate + 5 points count as drift
-HEALTH_SCHEMA = 2  # 2: ``checks.statistics`` per statistic (1 had one score's psi/ks_p at top level)
+HEALTH_SCHEMA = (
+    2  # 2: ``checks.statistics`` per statistic (1 had one score's psi/ks_p at top level)
+)
 DEFAULT_WINDOW = 200  # for a task that declares no drift statistics (invalid windows, silence)
 DEFAULT_MIN_WINDOWS = 50
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share in the PSI (log of 0 otherwise)

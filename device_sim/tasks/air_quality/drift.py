@@ -39,7 +39,7 @@ def reference(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> dict[str, np
     x = np.asarray(evaluation["x"], dtype=np.float32)
     outputs = Int8Model.from_bundle(bundle).predict_batch(x).reshape(len(x), -1)
     estimates = OutputDecoder.from_head(head)(outputs, x.reshape(len(x), -1))
-    estimates = np.round(estimates, VALUE_DECIMALS)  # as the payload has them
+    estimates = np.round(estimates.astype(np.float64), VALUE_DECIMALS)  # as the payload has them
     truth = evaluation.get("reference")
     statistics: dict[str, np.ndarray] = {}
     for j, target in enumerate(head.targets):

@@ -28,7 +28,9 @@ def reference(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> dict[str, np
 
     labels = np.asarray(KwsHead.from_dict(bundle.head).labels)
     outputs = Int8Model.from_bundle(bundle).predict_batch(np.asarray(evaluation["x"], np.float32))
-    outputs = np.round(outputs.reshape(len(outputs), -1), SCORE_DECIMALS)  # as the payload has them
+    # rounded as the payload has them, in float64 as JSON carries them (a float32 0.9961 is not the
+    # payload's 0.9961, and a saturated softmax puts most windows on exactly that value)
+    outputs = np.round(outputs.reshape(len(outputs), -1).astype(np.float64), SCORE_DECIMALS)
     return {"label": labels[np.argmax(outputs, axis=1)], "confidence": np.max(outputs, axis=1)}
 
 
