@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from device_sim.bundle import Bundle, write_bundle
+from device_sim.errors import TinyfleetError
 from device_sim.interpreter import Int8Model
+from device_sim.monitoring import record_reference
 from quantize.convert import to_int8_tflite
 from quantize.report import int8_loss, quantization_report, render_report
 from training.stage import TrainedModel
@@ -93,7 +95,7 @@ def quantize_trained(trained: TrainedModel, out_dir: str | Path, *, qat: bool = 
         "gzip_saving_bytes": report["size"]["gzip_saving_bytes"],
         "parameters": int(trained.model.count_params()),
     }
-    return write_bundle(
+    bundle = write_bundle(
         out_dir,
         model_bytes,
         task=trained.task,
@@ -112,3 +114,19 @@ def quantize_trained(trained: TrainedModel, out_dir: str | Path, *, qat: bool = 
         provenance=trained.provenance,
         extra=trained.extra,
     )
+    return _with_monitoring_reference(bundle, trained.evaluation)
+
+
+def _with_monitoring_reference(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> Bundle:
+    """The bundle with the reference statistics ``tinyfleet monitor`` compares devices with: the
+    int8 model's outputs on the held-out set, summarised (device_sim.monitoring). A task without
+    drift statistics, or a held-out set too small for them, leaves the bundle as it is."""
+    from device_sim.tasks import spec_for
+
+    if spec_for(bundle.task).drift is None:
+        return bundle
+    try:
+        return record_reference(bundle, evaluation)
+    except TinyfleetError as exc:
+        log.warning("no monitoring reference recorded in %s: %s", bundle.directory, exc)
+        return bundle

@@ -1,117 +1,99 @@
-"""`tinyfleet monitor` against real devices: a simulated accelerometer whose gain changes drifts the
-anomaly-score distribution away from the bundle's reference, and a health event says so."""
+"""`tinyfleet monitor` against real vibration devices: a simulated accelerometer whose gain changes,
+and a machine that now runs at a speed it never ran at in training, each drift the anomaly-score
+distribution away from the bundle's reference, and a health event says so.
+
+The fixture bundle predates the monitoring reference: `tinyfleet monitor` computes it from the
+`evaluation.npz` beside the bundle (healthy windows) and records it, as it does for older bundles.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import threading
 import time
-from contextlib import redirect_stdout
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
-from device_sim.bundle import load_bundle, update_bundle
-from device_sim.fleet import FleetOptions, run_fleet
+from device_sim.bundle import load_bundle
+from device_sim.features import frontend_from_dict
+from device_sim.monitoring import MONITORING_KEY
 from device_sim.sources.vibration import SimSource
-from device_sim.sources.vibration_sim import FaultSchedule
+from device_sim.sources.vibration_sim import (
+    ConstantSchedule,
+    FaultSchedule,
+    MachineSimulator,
+    SimulatorConfig,
+)
 from ops.broker import MosquittoBroker
-from ops.monitor import MONITORING_KEY, psi, score_reference
-from ops.subscriber import Subscriber
+from ops.monitor import psi
 from tests.fleet_fixtures import start_cli, tiny_vibration_bundle, wait_for
+from tests.monitor_fixtures import health_watch, run_devices, start_monitor
 
 HEALTHY = FaultSchedule()  # kind "none": the machine never develops a fault
+NEW_SPEED_HZ = 60.0  # 3600 rpm; the simulator's machines (and the training data) run at 15-50 Hz
 
 
-class GainSource:
-    """A healthy simulated machine seen through an accelerometer whose gain is ``gain``."""
+class Machine:
+    """A healthy simulated machine through an accelerometer of gain ``gain``; at ``speed_hz``
+    (constant) instead of the usual schedule of speeds when given."""
 
-    def __init__(self, bundle, seed: int, gain: float) -> None:
+    def __init__(self, bundle, seed: int, gain: float = 1.0, speed_hz: float | None = None):
         config = bundle.feature_config
-        self.inner = SimSource(
-            float(config["sample_rate"]), int(config["axes"]), seed=seed, fault=HEALTHY
-        )
-        self.sample_rate = self.inner.sample_rate
+        self.sample_rate = float(config["sample_rate"])
+        if speed_hz is None:
+            self.inner = SimSource(self.sample_rate, int(config["axes"]), seed=seed, fault=HEALTHY)
+        else:
+            simulator = SimulatorConfig(sample_rate=self.sample_rate, axes=int(config["axes"]))
+            self.inner = MachineSimulator(
+                simulator, seed=seed, fault=HEALTHY, schedule=ConstantSchedule(speed_hz)
+            )
         self.gain = gain
 
     def read(self, n: int) -> np.ndarray:
-        return self.inner.read(n) * self.gain
+        chunk = self.inner.read(n) if hasattr(self.inner, "read") else self.inner.render(n)
+        return chunk * self.gain
 
     def close(self) -> None:
-        self.inner.close()
+        pass
 
 
-def _scores(broker, bundle, tmp_path, gains, windows: int) -> dict[str, list[float]]:
-    """Run one device per gain; the anomaly scores each published."""
-    scores: dict[str, list[float]] = {}
-
-    def collect(prediction, payload, received_ms) -> None:
-        if prediction.valid:
-            scores.setdefault(prediction.device, []).append(prediction.fields["anomaly_score"])
-
-    subscriber = Subscriber(broker.url, on_prediction=collect).start().wait_connected()
-    run_fleet(
-        FleetOptions(
-            broker.url,
-            [bundle],
-            devices=len(gains),
-            device_prefix=f"run{len(scores)}-{time.monotonic_ns() % 1000}",
-            rate_hz=200,
-            max_windows=windows,
-            prediction_qos=1,
-            state_dir=tmp_path / f"state-{time.monotonic_ns()}",
-        ),
-        source_factory=lambda b, index, seed: GainSource(b, 11 + index, gains[index]),
-    )
-    time.sleep(1.0)
-    subscriber.close()
-    return scores
-
-
-def test_a_sensor_gain_change_raises_a_drift_health_event(tmp_path):
+def bundle_with_evaluation(tmp_path):
+    """The tiny vibration bundle, with held-out healthy windows (two machines) beside it."""
     bundle_dir = tmp_path / "bundle"
     shutil.copytree(tiny_vibration_bundle().directory, bundle_dir)
     bundle = load_bundle(bundle_dir)
-    with MosquittoBroker(tmp_path / "broker") as broker:
-        # calibration time: the healthy machines' scores become the bundle's reference
-        reference_scores = _scores(broker, bundle, tmp_path, [1.0, 1.0], 300)
-        reference = score_reference(np.concatenate(list(reference_scores.values())))
-        bundle = update_bundle(bundle, extra={MONITORING_KEY: reference})
+    frontend = frontend_from_dict(bundle.feature_config)
+    size, hop = frontend.window_samples, int(bundle.feature_config["hop_samples"])
+    x = []
+    for seed in (11, 12):
+        samples = Machine(bundle, seed).read(size + hop * 299)
+        x += [frontend(samples[i * hop : i * hop + size]) for i in range(300)]
+    x = np.asarray(x, dtype=np.float32)
+    np.savez_compressed(bundle_dir / "evaluation.npz", x=x, class_index=np.zeros(len(x), int))
+    assert MONITORING_KEY not in (bundle.extra or {})
+    return bundle_dir, bundle
 
-        health: dict[str, dict] = {}
-        watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="health-watcher")
-        watcher.on_message = lambda c, u, m: health.__setitem__(m.topic, json.loads(m.payload))
-        watcher.connect(broker.host, broker.port)
-        watcher.subscribe("tinyfleet/+/+/health", qos=1)
-        watcher.loop_start()
-        output = io.StringIO()
-        argv = ["monitor", "--broker", broker.url, "--bundle", str(bundle_dir)]
-        argv += ["--window", "120", "--duration", "25", "--json"]
 
-        def monitor() -> None:
-            from tinyfleet.cli import main
+def scores(predictions) -> np.ndarray:
+    return np.asarray([p.fields["anomaly_score"] for p in predictions if p.valid])
 
-            with redirect_stdout(output):
-                main(argv)
 
-        thread = threading.Thread(target=monitor, daemon=True)
-        thread.start()
+def test_a_sensor_gain_change_raises_a_drift_health_event(tmp_path):
+    bundle_dir, bundle = bundle_with_evaluation(tmp_path)
+    with MosquittoBroker(tmp_path / "broker") as broker, health_watch(broker) as health:
+        thread, output = start_monitor(broker, bundle_dir, window=120, duration=15)
         # the same check inside a subscriber: `tinyfleet subscribe --monitor BUNDLE`
         subscribe = start_cli(
             "subscribe", "--broker", broker.url, "--monitor", str(bundle_dir), "--json",
-            "--duration", "25",
+            "--duration", "15",
         )  # fmt: skip
         time.sleep(3.0)
         # deployed: device 0 as calibrated, device 1's accelerometer now reads 3x
-        deployed = _scores(broker, bundle, tmp_path, [1.0, 3.0], 300)
-        drifted_device = sorted(deployed)[1]
-        healthy_device = sorted(deployed)[0]
+        sources = [lambda b: Machine(b, 11), lambda b: Machine(b, 12, gain=3.0)]
+        deployed = run_devices(broker, bundle, tmp_path, sources, 300)
+        healthy_device, drifted_device = sorted(deployed)
         topic = f"tinyfleet/{drifted_device}/vibration/health"
         assert wait_for(lambda: topic in health, 20), (health, output.getvalue())
-        watcher.loop_stop()
-        watcher.disconnect()
         thread.join(60)
         subscribed, errors = subscribe.communicate(timeout=60)
     assert subscribe.returncode == 0, errors[-2000:]
@@ -120,13 +102,38 @@ def test_a_sensor_gain_change_raises_a_drift_health_event(tmp_path):
         (drifted_device, "drift")
     ], seen
     event = health[topic]
+    checks = event["checks"]["statistics"]["anomaly_score"]
     assert event["status"] == "drift" and "PSI" in event["reasons"][0], event
-    assert event["checks"]["psi"] > 0.25 and event["checks"]["ks_p"] < 1e-3
-    assert event["checks"]["median"] > event["checks"]["reference_median"]
+    assert checks["psi"] > 0.25 and checks["p"] < 1e-3
+    assert checks["median"] > checks["reference_median"]
     assert f"tinyfleet/{healthy_device}/vibration/health" not in health, health
+    # the monitor computed the reference from evaluation.npz and the bundle keeps it
+    reference = load_bundle(bundle_dir).extra[MONITORING_KEY]
+    assert reference["statistics"]["anomaly_score"]["count"] == 600
     # what the numbers were: the healthy device stays near its reference
-    healthy_psi = psi(reference["decile_edges"], np.asarray(deployed[healthy_device][-120:]))
+    healthy_psi = psi(
+        reference["statistics"]["anomaly_score"], scores(deployed[healthy_device])[-120:]
+    )
     assert healthy_psi < 0.25, healthy_psi
     summary = json.loads(output.getvalue().splitlines()[-1])["summary"]
     assert summary["status"][f"{drifted_device}/vibration"] == "drift"
-    assert load_bundle(bundle_dir).extra[MONITORING_KEY]["windows"] == reference["windows"]
+
+
+def test_a_new_machine_speed_raises_a_drift_health_event(tmp_path):
+    bundle_dir, bundle = bundle_with_evaluation(tmp_path)
+    with MosquittoBroker(tmp_path / "broker") as broker, health_watch(broker) as health:
+        thread, output = start_monitor(broker, bundle_dir, window=120, duration=15)
+        time.sleep(3.0)
+        # deployed: device 0 as calibrated; device 1's machine now runs at 3600 rpm
+        sources = [lambda b: Machine(b, 11), lambda b: Machine(b, 12, speed_hz=NEW_SPEED_HZ)]
+        deployed = run_devices(broker, bundle, tmp_path, sources, 300)
+        healthy_device, drifted_device = sorted(deployed)
+        topic = f"tinyfleet/{drifted_device}/vibration/health"
+        assert wait_for(lambda: topic in health, 20), (health, output.getvalue())
+        thread.join(60)
+    event = health[topic]
+    checks = event["checks"]["statistics"]["anomaly_score"]
+    assert event["status"] == "drift" and "anomaly_score" in event["reasons"][0], event
+    assert checks["psi"] > 0.25 and checks["p"] < 1e-3
+    assert checks["median"] > checks["reference_median"]
+    assert f"tinyfleet/{healthy_device}/vibration/health" not in health, health

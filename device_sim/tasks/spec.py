@@ -42,6 +42,32 @@ class Headline:
     relative: bool = False
 
 
+@dataclass(frozen=True)
+class DriftStatistics:
+    """What ``tinyfleet monitor`` watches for a task, computed the same way on both sides.
+
+    * ``reference(bundle, evaluation)`` — per statistic, the values the bundle's *int8* model gives
+      on its held-out evaluation set (``evaluation.npz``): an array per name. Written into
+      ``bundle.extra["monitoring"]`` at build time (:mod:`device_sim.monitoring`).
+    * ``observe(fields)`` — the same statistics from one published prediction's task fields
+      (a name absent or None when that prediction does not carry it).
+    * ``categories(bundle)`` — the statistics whose values are labels, with every possible label:
+      compared by frequencies (chi-square, PSI); the others by distribution (PSI, KS).
+    * ``description`` — what is watched, in a few words (CLI help, docs).
+    * ``window`` — how many of a device's latest predictions are compared (``tinyfleet monitor
+      --window`` overrides it); ``min_windows`` — how many it needs before the first verdict.
+      Hourly air-quality estimates follow days and weeks, so they need more than a vibration
+      sensor's scores.
+    """
+
+    reference: Callable[[Bundle, dict[str, Any]], dict[str, Any]]
+    observe: Callable[[Mapping[str, Any]], dict[str, Any]]
+    description: str
+    categories: Callable[[Bundle], dict[str, list[str]]] = lambda bundle: {}
+    window: int = 200
+    min_windows: int = 50
+
+
 # (component, object_id, config) of one Home Assistant entity; ``common(object_id, name)`` gives the
 # keys every entity shares (unique id, availability, device block), built by the discovery module.
 HaEntity = tuple[str, str, dict[str, Any]]
@@ -77,9 +103,9 @@ class TaskSpec:
     * ``live_microphone`` — ``--source mic`` (arecord) can feed it.
     * ``calibrate(bundle, csv, out, column_map, prior_hours)`` — ``tinyfleet calibrate``: the
       recalibrated bundle and its report fields; None when the task has no field calibration.
-    * ``drift_scores(bundle, evaluation)`` — the healthy held-out scores ``tinyfleet monitor``
-      compares live predictions with (vibration: int8 anomaly scores of normal windows); None
-      when the task has no drift reference yet (silence and invalid windows are still watched).
+    * ``drift`` — the statistics ``tinyfleet monitor`` compares live predictions with
+      (:class:`DriftStatistics`); None when the task declares none (silence and invalid windows
+      are still watched).
     """
 
     name: str
@@ -99,7 +125,7 @@ class TaskSpec:
     option_help: Mapping[str, str] = field(default_factory=dict)
     live_microphone: bool = False
     calibrate: Callable[..., tuple[Bundle, dict[str, Any]]] | None = None
-    drift_scores: Callable[[Bundle, dict[str, Any]], Any] | None = None
+    drift: DriftStatistics | None = None
 
     def head(self, bundle: Bundle) -> Any:
         """``bundle.head`` as this task's typed head (a BundleError that names the file if bad)."""

@@ -376,7 +376,7 @@ def run_subscribe(args: argparse.Namespace) -> int:
     if args.monitor:  # drift/silence health events as in `tinyfleet monitor`
         from tinyfleet.commands.monitor import HealthPublisher
 
-        health = HealthPublisher(args.monitor, 200, 60.0, args.json)
+        health = HealthPublisher(args.monitor, None, 60.0, args.json)
 
     def on_prediction(prediction, payload: bytes, received_ms: int) -> None:
         if args.json:

@@ -23,42 +23,34 @@ log = logging.getLogger(__name__)
 
 
 def reference_for(bundle_dir: Path) -> tuple[str, dict[str, Any]]:
-    """(task, reference statistics) recorded in the bundle, computed and recorded if missing."""
-    from device_sim.bundle import update_bundle
+    """(task, reference statistics) recorded in the bundle, computed and recorded if missing.
+
+    Bundles built since the quantize stage records them carry them; an older bundle gets them
+    here, from the ``evaluation.npz`` beside it, and keeps them.
+    """
+    from device_sim.monitoring import MONITORING_KEY, record_reference
     from device_sim.tasks import spec_for, task_names
-    from ops.monitor import MONITORING_KEY, score_reference
 
     bundle = load_bundle(bundle_dir)
     recorded = (bundle.extra or {}).get(MONITORING_KEY)
     if recorded:
         return bundle.task, recorded
-    spec = spec_for(bundle.task)
-    if spec.drift_scores is None:
-        watched = ", ".join(t for t in task_names() if spec_for(t).drift_scores is not None)
+    if spec_for(bundle.task).drift is None:
+        watched = ", ".join(t for t in task_names() if spec_for(t).drift is not None)
         raise ConfigError(
-            f"{bundle_dir}: monitoring references exist for {watched} bundles only so far "
+            f"{bundle_dir}: drift statistics exist for {watched} bundles only "
             f"(this is {bundle.task}); silence and invalid windows are watched for every task"
         )
-    evaluation_path = bundle.directory / "evaluation.npz"
-    if not evaluation_path.is_file():
-        raise ConfigError(
-            f"{bundle_dir} records no monitoring reference and has no evaluation.npz to compute "
-            f"one from: rebuild it with `tinyfleet build {bundle.task}`"
-        )
-    import numpy as np
-
-    with np.load(evaluation_path, allow_pickle=False) as data:
-        evaluation = {key: data[key] for key in data.files}
-    reference = score_reference(spec.drift_scores(bundle, evaluation))
-    update_bundle(bundle, extra={MONITORING_KEY: reference})  # the bundle records it from now on
-    return bundle.task, reference
+    log.info("%s records no monitoring reference: computing it from evaluation.npz", bundle_dir)
+    bundle = record_reference(bundle)  # the bundle records it from now on
+    return bundle.task, bundle.extra[MONITORING_KEY]
 
 
 class HealthPublisher:
     """Runs a :class:`HealthMonitor` inside a subscriber and publishes its events (also used by
     ``tinyfleet subscribe --monitor BUNDLE``)."""
 
-    def __init__(self, bundle_dirs, window: int, silence_s: float, as_json: bool) -> None:
+    def __init__(self, bundle_dirs, window: int | None, silence_s: float, as_json: bool) -> None:
         from ops.monitor import HealthMonitor
 
         references = dict(reference_for(path) for path in bundle_dirs or [])
@@ -123,20 +115,28 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from device_sim.tasks import spec_for, task_names
+
+    drift_tasks = [t for t in task_names() if spec_for(t).drift is not None]
     monitor = subparsers.add_parser(
         "monitor",
         help="watch deployed models for drift and silence; publish health events",
-        description="Compares the predictions devices publish with the bundle's calibration-time "
-        "reference (vibration: anomaly-score PSI and KS test), the share of invalid windows and "
-        "silence, and publishes each change of status retained on "
-        "tinyfleet/<device>/<task>/health (shown by fleet-view).",
+        description="Compares the predictions devices publish with the reference statistics the "
+        "bundle recorded on its held-out set ("
+        + "; ".join(f"{t}: {spec_for(t).drift.description}" for t in drift_tasks)
+        + "), the share of invalid windows and silence, and publishes each change of status "
+        "retained on tinyfleet/<device>/<task>/health (shown by fleet-view).",
     )
     _add_connection_options(monitor)
     monitor.add_argument(
         "--bundle", type=Path, action="append", help="bundle whose reference to use (repeatable)"
     )
     monitor.add_argument(
-        "--window", type=int, default=200, help="predictions compared (default 200)"
+        "--window",
+        type=int,
+        help="a device's latest predictions compared (default: what the task declares — "
+        + ", ".join(f"{t} {spec_for(t).drift.window}" for t in drift_tasks)
+        + ")",
     )
     monitor.add_argument(
         "--silence", type=float, default=60.0, help="seconds without a prediction = silent"

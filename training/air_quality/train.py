@@ -148,6 +148,9 @@ def train(
         **{f"baseline_{name}": pred for name, pred in baselines.predictions.items()},
         "end_row": parts.test_end_rows,
         "split": np.array(json.dumps(split)),
+        # the share of windows a device on this data could not infer (a missing input): the
+        # reference `tinyfleet monitor` compares a node's invalid windows with
+        "invalid_rate": np.array(parts.skipped / max(1, len(table) - config.window_rows + 1)),
     }
     metrics_float = score(predict, evaluation, head)
     importance = permutation_importance(predict, x_test, y_test, head, config, options.seed)

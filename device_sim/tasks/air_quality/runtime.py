@@ -59,6 +59,7 @@ DEFAULT_BANDS: dict[str, Any] = {
 
 
 OUTPUT_CLIP = 6.0  # log-space z-scores beyond ±6 σ are clipped (training clips the same way)
+VALUE_DECIMALS = 3  # estimates in the payload (the drift reference rounds the same way)
 
 
 def hinge_basis(
@@ -337,7 +338,7 @@ class TaskRuntime:
         values = self.decoder(np.asarray(output).reshape(1, -1), features.reshape(1, -1))[0]
         value_list = values.tolist()
         estimates = {
-            key: {"value": round(value, 3), "unit": unit}
+            key: {"value": round(value, VALUE_DECIMALS), "unit": unit}
             for key, value, unit in zip(self.keys, value_list, self.units, strict=True)
         }
         index = -1

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from device_sim.tasks.air_quality.calibration import calibrate_csv
+from device_sim.tasks.air_quality.drift import DRIFT
 from device_sim.tasks.air_quality.ha import ha_entities
 from device_sim.tasks.air_quality.head import AirQualityHead
 from device_sim.tasks.spec import Headline, TaskSpec, fixed
@@ -72,5 +73,6 @@ SPEC = TaskSpec(
     fleet_cells=fleet_cells,
     demo_source="gas-sensor simulator",
     calibrate=calibrate_csv,
+    drift=DRIFT,
     option_help={"--column": "map a generic CSV column onto a UCI column name"},
 )

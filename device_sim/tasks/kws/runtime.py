@@ -33,6 +33,8 @@ from device_sim.tasks.kws.head import NON_KEYWORDS, KwsHead
 MAX_CLIPPED_SHARE = 0.01
 FULL_SCALE = 0.999  # |sample| at or above this, on the [-1, 1] scale, counts as clipped
 
+SCORE_DECIMALS = 4  # posteriors in the payload (the drift reference rounds the same way)
+
 DEFAULT_DETECTION = {
     "hop_ms": 250,
     "average_window_ms": 750,
@@ -164,8 +166,11 @@ class TaskRuntime:
         labels = self.detector.labels
         fields: dict[str, Any] = {
             "label": labels[top],
-            "score": round(score, 4),
-            "scores": {label: round(float(s), 4) for label, s in zip(labels, output, strict=True)},
+            "score": round(score, SCORE_DECIMALS),
+            "scores": {
+                label: round(float(s), SCORE_DECIMALS)
+                for label, s in zip(labels, output, strict=True)
+            },
         }
         event = None
         if detection is not None:

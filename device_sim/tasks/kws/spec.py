@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from device_sim.tasks.kws.drift import DRIFT
 from device_sim.tasks.kws.ha import ha_entities
 from device_sim.tasks.kws.head import KwsHead
 from device_sim.tasks.spec import Headline, TaskSpec
@@ -46,4 +47,5 @@ SPEC = TaskSpec(
         "--mic": "listen on the default ALSA microphone via arecord (same as --source mic)",
     },
     live_microphone=True,
+    drift=DRIFT,
 )

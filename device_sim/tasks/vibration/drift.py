@@ -1,10 +1,18 @@
-"""The scores ``tinyfleet monitor`` compares a vibration device's live anomaly scores with."""
+"""What ``tinyfleet monitor`` watches on a vibration device: its anomaly-score distribution.
+
+The reference is the int8 model's scores on the held-out *normal* windows: a sensor whose gain
+changed, or a machine running at a speed it never ran at in training, moves them up.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from device_sim.bundle import Bundle
+from device_sim.tasks.spec import DriftStatistics
 from device_sim.tasks.vibration.head import VibrationHead
 from device_sim.tasks.vibration.runtime import reconstruction_error
 
@@ -22,3 +30,14 @@ def healthy_scores(bundle: Bundle, evaluation: dict[str, np.ndarray]) -> np.ndar
     return reconstruction_error(
         x.reshape(len(x), -1), outputs.reshape(len(x), -1), head.error_scale or None
     )
+
+
+def observe(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {"anomaly_score": fields.get("anomaly_score")}
+
+
+DRIFT = DriftStatistics(
+    reference=lambda bundle, evaluation: {"anomaly_score": healthy_scores(bundle, evaluation)},
+    observe=observe,
+    description="anomaly-score distribution of normal windows (PSI, KS)",
+)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from device_sim.tasks.spec import Headline, TaskSpec, fixed
-from device_sim.tasks.vibration.drift import healthy_scores
+from device_sim.tasks.vibration.drift import DRIFT
 from device_sim.tasks.vibration.ha import ha_entities
 from device_sim.tasks.vibration.head import VibrationHead
 
@@ -48,6 +48,6 @@ SPEC = TaskSpec(
     fleet_cells=fleet_cells,
     alarm_state=alarm_state,
     demo_source="bearing simulator",
-    drift_scores=healthy_scores,
+    drift=DRIFT,
     option_help={"--channel": "channel/variable to read"},
 )
