@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 SourceFactory = Callable[[Bundle, int, int], Source]
 SLOW_WINDOW_S = 60.0  # real-time windows further apart than this are worth a warning
 MAX_BATCH_WINDOWS = 1024  # windows taken from the schedule at once (all due ones, up to this)
-FAST_WINDOWS_PER_PASS = 2048  # --fast: windows produced between two network passes ...
+FAST_WINDOWS_PER_PASS = 512  # --fast: windows produced between two network passes ...
 FAST_MIN_ROUNDS = 4  # ... and at least this many per (device, task)
 SELF_PACED_SOURCES = ("stdin", "mic")  # reading blocks until the samples exist
 

@@ -8,11 +8,18 @@ device's front end and invoke of it — and a buffer per device costs memory. Wi
 a loop from its own seeded starting point. The devices still run every window through their own
 front end, model and task logic; only the raw samples repeat (K recordings instead of one per
 device), which a backend load test or a site demonstration does not notice.
+
+Memory: a recording is kept as 16-bit codes with a power-of-two scale per channel (as a 16-bit
+ADC delivers them: ~4 bytes less per sample than float32, half of an 8-recording KWS +
+vibration fleet's fixed ~75 MB); :meth:`LoopedRecording.read` returns ``codes × scale`` in the
+source's float type, exact since a 16-bit code times a power of two is a float. Recordings under
+:data:`QUANTIZE_MIN_BYTES` (a gas sensor's hourly rows) or holding non-finite values stay floats.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,24 +28,59 @@ from device_sim.features import frontend_from_dict
 from device_sim.sources import open_source
 
 RECORDING_WINDOWS = 240  # hops per recording: KWS 60 s, vibration ~77 s, air quality 10 days
+QUANTIZE_MIN_BYTES = 1 << 20  # smaller recordings are kept as they were rendered
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Rendered rows, read-only: ``codes`` (int16) × ``scale`` (one power of two per channel) in
+    ``dtype``, or the rows themselves in ``codes`` when ``scale`` is None."""
+
+    codes: np.ndarray
+    scale: np.ndarray | None
+    dtype: np.dtype
+    sample_rate: float
+
+    @classmethod
+    def of(cls, rows: np.ndarray, sample_rate: float) -> Recording:
+        if rows.nbytes < QUANTIZE_MIN_BYTES or not np.isfinite(rows).all():
+            rows.flags.writeable = False
+            return cls(rows, None, rows.dtype, sample_rate)
+        peak = np.abs(rows).max(axis=0) if rows.ndim > 1 else np.abs(rows).max()
+        # the smallest power of two that maps the channel's peak within ±32767
+        scale = np.exp2(np.ceil(np.log2(np.maximum(peak, 1e-30) / 32767))).astype(rows.dtype)
+        codes = np.empty(rows.shape, dtype=np.int16)
+        np.rint(rows / scale, out=codes, casting="unsafe")
+        codes.flags.writeable = False
+        return cls(codes, scale, rows.dtype, sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def rows(self, part: np.ndarray) -> np.ndarray:
+        """``part`` of :attr:`codes` as samples."""
+        if self.scale is None:
+            return part
+        return np.multiply(part, self.scale, dtype=self.dtype)
 
 
 class LoopedRecording:
-    """Replays ``rows`` (read-only, shared) in a loop from ``start``; never ends."""
+    """Replays a :class:`Recording` (read-only, shared) in a loop from ``start``; never ends."""
 
-    def __init__(self, rows: np.ndarray, sample_rate: float, start: int = 0) -> None:
-        self.rows, self.sample_rate = rows, sample_rate
-        self.position = start % len(rows)
+    def __init__(self, recording: Recording, start: int = 0) -> None:
+        self.recording, self.sample_rate = recording, recording.sample_rate
+        self.position = start % len(recording)
 
     def read(self, n: int) -> np.ndarray:
+        codes = self.recording.codes
         stop = self.position + n
-        if stop <= len(self.rows):
-            chunk = self.rows[self.position : stop]
+        if stop <= len(codes):
+            chunk = codes[self.position : stop]
         else:  # wrap around (a copy; rare)
-            index = np.arange(self.position, stop) % len(self.rows)
-            chunk = self.rows[index]
-        self.position = stop % len(self.rows)
-        return chunk
+            index = np.arange(self.position, stop) % len(codes)
+            chunk = codes[index]
+        self.position = stop % len(codes)
+        return self.recording.rows(chunk)
 
     def close(self) -> None:
         pass
@@ -54,7 +96,7 @@ class SharedRecordings:
         if count < 1:
             raise ValueError("count must be >= 1")
         self.count, self.seed = count, seed
-        self._recordings: dict[tuple[str, int], tuple[np.ndarray, float]] = {}
+        self._recordings: dict[tuple[str, int], Recording] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -63,7 +105,7 @@ class SharedRecordings:
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["count"], state["seed"])
 
-    def _recording(self, bundle: Bundle, which: int) -> tuple[np.ndarray, float]:
+    def _recording(self, bundle: Bundle, which: int) -> Recording:
         key = (bundle.model_sha256 + bundle.task, which)
         with self._lock:
             if key not in self._recordings:
@@ -83,15 +125,15 @@ class SharedRecordings:
                     if filled >= total:
                         break
                     pieces.append(np.asarray(source.read(min(16 * hop, total - filled))))
-                rows.flags.writeable = False
-                self._recordings[key] = (rows, float(source.sample_rate))
+                self._recordings[key] = Recording.of(rows, float(source.sample_rate))
+                del rows
                 source.close()
             return self._recordings[key]
 
     def __call__(self, bundle: Bundle, index: int, seed: int) -> LoopedRecording:
-        rows, sample_rate = self._recording(bundle, index % self.count)
-        start = int(np.random.default_rng(seed).integers(len(rows)))
-        return LoopedRecording(rows, sample_rate, start)
+        recording = self._recording(bundle, index % self.count)
+        start = int(np.random.default_rng(seed).integers(len(recording)))
+        return LoopedRecording(recording, start)
 
 
 def _hop_rows(bundle: Bundle, window_samples: int) -> int:
