@@ -25,7 +25,9 @@ def broker(tmp_path):
 
 def _stored(path) -> list[tuple[int, int, int]]:
     with sqlite3.connect(path) as db:
-        return db.execute("SELECT window_end_ms, received_ms, stored_ms FROM predictions").fetchall()
+        return db.execute(
+            "SELECT window_end_ms, received_ms, stored_ms FROM predictions"
+        ).fetchall()
 
 
 def test_a_lone_prediction_is_stored_within_the_commit_interval(tmp_path, broker):
