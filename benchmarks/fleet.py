@@ -467,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit-messages", type=int, default=50_000, help="mosquitto_limit: messages"
     )
+    parser.add_argument(
+        "--commit-ms", type=float, default=20.0, help="live_store: subscribe --commit-ms"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -7,8 +7,9 @@ simulators, not pre-rendered windows):
   that counts the predictions (not our code): predictions/s end to end, loss, and the CPU split
   (simulate processes / mosquitto / mosquitto_sub) per prediction;
 * ``live`` — ``simulate`` in real time (``--task-rate`` for tasks slower than real time) →
-  mosquitto → ``tinyfleet subscribe --store``: window-ready → received latency read from the
-  store's rows (``received_ms - window.end_ms``), loss = published − stored, CPU split;
+  mosquitto → ``tinyfleet subscribe --store``: window-ready → received and → stored latency read
+  from the store's rows (``received_ms``/``stored_ms - window_end_ms``), loss = published −
+  stored, CPU split;
 * ``memory`` — RSS of ``simulate`` (all its processes) at N devices, per device;
 * ``mosquitto_limit`` — ``mosquitto_pub`` → mosquitto → ``mosquitto_sub`` with ready payloads of
   a prediction's size, QoS 1: the broker path alone, without any of our code;
@@ -175,10 +176,12 @@ def bench_fast(args, bundles) -> dict[str, Any]:
     }
 
 
-def _store_rows(path: Path) -> list[tuple[int, int]]:
+def _store_rows(path: Path) -> list[tuple[int, int, int]]:
     try:
         with sqlite3.connect(path) as db:
-            return db.execute("SELECT window_end_ms, received_ms FROM predictions").fetchall()
+            return db.execute(
+                "SELECT window_end_ms, received_ms, stored_ms FROM predictions"
+            ).fetchall()
     except sqlite3.Error:
         return []
 
@@ -191,7 +194,8 @@ def bench_live(args, bundles) -> dict[str, Any]:
         store = Path(tmp) / "predictions.sqlite"
         subscriber = subprocess.Popen(
             [*TINYFLEET, "subscribe", "--broker", broker.url, "--store", str(store),
-             "--client-id", "bench-store", "--interval", "100000"],
+             "--client-id", "bench-store", "--interval", "100000",
+             "--commit-ms", str(args.commit_ms)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
         )  # fmt: skip
         time.sleep(3)  # imports + connect
@@ -217,10 +221,14 @@ def bench_live(args, bundles) -> dict[str, Any]:
         subscriber.send_signal(signal.SIGINT)
         subscriber.wait(30)
         rows = _store_rows(store)
-    latencies = sorted(received - end for end, received in rows)
+    received_latency = sorted(received - end for end, received, _ in rows)
+    stored_latency = sorted(stored - end for end, _, stored in rows)
 
-    def pct(q: float) -> float | None:
+    def pct(latencies: list[int], q: float) -> float | None:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None
+
+    def summary(latencies: list[int]) -> dict[str, Any]:
+        return {"p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99), "max": pct(latencies, 1)}
 
     return {
         "tasks": [b.task for b in bundles],
@@ -232,7 +240,9 @@ def bench_live(args, bundles) -> dict[str, Any]:
         "stored": len(rows),
         "lost": published - len(rows),
         "predictions_per_s": round(published / report["seconds"], 1),
-        "window_ready_to_received_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        "window_ready_to_received_ms": summary(received_latency),
+        "window_ready_to_stored_ms": summary(stored_latency),
+        "store_commit_ms": args.commit_ms,
         "max_schedule_lag_ms": report["max_schedule_lag_ms"],
         "cpu_ms_per_prediction": _split(
             report["cpu_seconds"], broker_cpu, subscriber_cpu, published, "subscriber_store"

@@ -118,9 +118,15 @@ class TaskPipeline:
     def _chunk_size(self) -> int:
         return self.window_samples if self._buffer is None else self.hop_samples
 
-    def prefetch(self) -> None:
+    def prefetch(self, now: bool = False) -> None:
         """Read the samples of the next window now (as a sensor's DMA fills a buffer while the
-        CPU is busy), so the simulator's rendering time is not counted as device latency."""
+        CPU is busy), so the simulator's rendering time is not counted as device latency.
+
+        A source whose ``reads_from_memory`` is true (a shared recording) is read only when the
+        window is due (``now``): its read costs microseconds, and a chunk held per device between
+        windows would cost a big fleet tens of MB."""
+        if not now and getattr(self.source, "reads_from_memory", False):
+            return
         if self._next_chunk is None and not self._exhausted:
             chunk = self.source.read(self._chunk_size())
             if chunk is None or len(chunk) < self._chunk_size():
@@ -130,7 +136,7 @@ class TaskPipeline:
 
     def next_window(self) -> np.ndarray | None:
         """The next window (one hop further); None when the source is exhausted."""
-        self.prefetch()
+        self.prefetch(now=True)
         chunk, self._next_chunk = self._next_chunk, None
         if chunk is None:
             return None

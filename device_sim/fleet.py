@@ -152,6 +152,9 @@ class Fleet:
             from device_sim.sources.shared import SharedRecordings
 
             source_factory = SharedRecordings(options.shared_recordings, options.seed)
+        prepare = getattr(source_factory, "prepare", None)
+        if prepare is not None:  # e.g. render every task's shared recordings in one go
+            prepare(list(options.bundles))
         self.address = parse_broker_url(options.broker_url)
         self.loop = NetworkLoop()
         self.cache = ModelCache()

@@ -4,7 +4,12 @@ The primary key makes storage idempotent: a duplicate delivery (QoS 1 re-send, d
 its outbox after a crash, two subscribers writing one file) is ignored, so the table holds each
 prediction exactly once. Writes are batched (one transaction per ``commit_every`` rows or
 ``commit_interval_s``) because a commit per message would cap a subscriber at a few hundred
-messages per second on an SD card.
+messages per second on an SD card. The interval bounds how long a received row waits to be stored
+(default :data:`DEFAULT_COMMIT_INTERVAL_S`: 20 ms; WAL with ``synchronous=NORMAL`` makes a commit
+cheap, so a short interval costs little throughput); the subscriber's loop commits a due batch
+even when no further message arrives (:meth:`PredictionStore.commit_due_in`). Each row records
+``stored_ms``, the wall-clock time its batch was written, so window-ready → stored latency is
+``stored_ms - window_end_ms``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from device_sim.mqtt.payload import Received
 
 log = logging.getLogger(__name__)
 
+DEFAULT_COMMIT_EVERY = 500  # rows per transaction at most
+DEFAULT_COMMIT_INTERVAL_S = 0.02  # a received row is stored within this (s), plus the commit
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     device TEXT NOT NULL,
@@ -33,9 +41,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     model_version TEXT NOT NULL,
     model_sha256 TEXT NOT NULL,
     payload TEXT NOT NULL,
+    stored_ms INTEGER,
     PRIMARY KEY (device, task, seq)
 ) WITHOUT ROWID;
 """
+_COLUMNS = (
+    "device, task, seq, ts_ms, window_start_ms, window_end_ms, received_ms, valid, "
+    "model_version, model_sha256, payload, stored_ms"
+)
 
 
 @dataclass
@@ -58,7 +71,10 @@ class PredictionStore:
     """
 
     def __init__(
-        self, path: str | Path, commit_every: int = 500, commit_interval_s: float = 0.5
+        self,
+        path: str | Path,
+        commit_every: int = DEFAULT_COMMIT_EVERY,
+        commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +83,9 @@ class PredictionStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")  # several subscribers may share the file
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(predictions)")}
+        if "stored_ms" not in columns:  # a file written before stored_ms existed
+            self._conn.execute("ALTER TABLE predictions ADD COLUMN stored_ms INTEGER")
         self.commit_every = commit_every
         self.commit_interval_s = commit_interval_s
         self._pending: list[Received] = []
@@ -85,15 +104,24 @@ class PredictionStore:
         ):
             self.commit()
 
+    def commit_due_in(self) -> float | None:
+        """Seconds until the queued rows must be committed (<= 0: now); None when none queued.
+        A network loop waits at most this long, so a row is stored within the interval even when
+        no further message arrives."""
+        if not self._pending:
+            return None
+        return self._last_commit + self.commit_interval_s - time.monotonic()
+
     def insert_batch(self, rows: Sequence[Received]) -> BatchResult:
         """Write ``rows`` in one transaction: all of them that SQLite takes, or none on failure."""
         result = BatchResult()
         if not rows:
             return result
+        stored_ms = int(time.time() * 1000)
         self._conn.execute("BEGIN")
         try:
             for received in rows:
-                outcome = self._insert(received)
+                outcome = self._insert(received, stored_ms)
                 if outcome is None:
                     result.refused += 1
                 elif outcome:
@@ -110,7 +138,7 @@ class PredictionStore:
         self.refused += result.refused
         return result
 
-    def _insert(self, received: Received) -> bool | None:
+    def _insert(self, received: Received, stored_ms: int) -> bool | None:
         """True: stored; False: a duplicate; None: refused (logged)."""
         p = received.prediction
         if not received.identity_ok:
@@ -123,7 +151,8 @@ class PredictionStore:
             return None
         try:
             cursor = self._conn.execute(
-                "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO predictions ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     p.device,
                     p.task,
@@ -136,6 +165,7 @@ class PredictionStore:
                     p.model["version"],
                     p.model["sha256"],
                     received.payload.decode(),
+                    stored_ms,
                 ),
             )
         except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError) as exc:

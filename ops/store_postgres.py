@@ -187,6 +187,12 @@ class PostgresPredictionStore:
             self.commit()
         return True
 
+    def commit_due_in(self) -> float | None:
+        """Seconds until the queued rows must be sent (<= 0: now); None when none are queued."""
+        if not self._pending:
+            return None
+        return self._last_commit + self.commit_interval_s - time.monotonic()
+
     def commit(self) -> None:
         """Send the queued rows as one transaction; on failure keep them queued for a retry."""
         self._last_commit = time.monotonic()

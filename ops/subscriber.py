@@ -290,7 +290,14 @@ class Subscriber:
         while not self._stop.is_set() and time.monotonic() < deadline:
             if count is not None and self.unique >= count:
                 break
-            self.loop.run_once(0.05)
+            timeout = 0.05
+            due_in = self.store.commit_due_in() if self.store is not None else None
+            if due_in is not None:
+                if due_in <= 0:  # rows wait for no further message: stored within the interval
+                    self.store.commit()
+                else:
+                    timeout = min(timeout, due_in)
+            self.loop.run_once(timeout)
             if tick is not None and time.monotonic() >= next_tick:
                 next_tick += tick_interval_s
                 tick()

@@ -193,20 +193,43 @@ def test_shared_recordings_are_rendered_once_per_process_and_looped_per_device(t
     fleet = Fleet(options)
     try:
         sources = [d.pipelines["vibration"].source for d in fleet.devices]
-        assert sources[0].rows is sources[2].rows  # one copy per recording, shared
-        assert sources[0].rows is not sources[1].rows
-        assert not sources[0].rows.flags.writeable
+        assert sources[0].recording is sources[2].recording  # one copy per recording, shared
+        assert sources[0].recording is not sources[1].recording
+        assert not sources[0].recording.codes.flags.writeable
         assert all(run_windows([(d, "vibration", None) for d in fleet.devices]))
     finally:
         fleet.close()
     factory = SharedRecordings(1)
     looped = factory(vibration, 0, seed=5)
-    total = len(looped.rows)
+    recording = looped.recording
+    total = len(recording)
     assert total > RECORDING_WINDOWS * vibration.feature_config["hop_samples"]
+    everything = recording.rows(recording.codes)
     start = looped.position
     chunk = looped.read(total + 10)  # wraps around: never runs dry
-    np.testing.assert_array_equal(chunk[:10], looped.rows[(start + np.arange(10)) % total])
+    np.testing.assert_array_equal(chunk[:10], everything[(start + np.arange(10)) % total])
     assert looped.position == (start + 10) % total
+
+
+def test_shared_recordings_keep_16_bit_codes_that_give_back_the_rendered_samples():
+    from device_sim.sources.shared import Recording
+
+    rng = np.random.default_rng(3)
+    rows = (rng.normal(0, [0.5, 2.0, 7.0], (200_000, 3))).astype(np.float32)
+    recording = Recording.of(rows.copy(), 6400.0)
+    assert recording.codes.dtype == np.int16 and recording.codes.nbytes == rows.nbytes // 2
+    samples = recording.rows(recording.codes)
+    assert samples.dtype == np.float32
+    # each channel's step is a power of two at most 2/32767 of its peak
+    step = recording.scale
+    assert np.all(np.log2(step) == np.round(np.log2(step)))
+    assert np.all(step <= 2 * np.abs(rows).max(axis=0) / 32767)
+    assert np.abs(samples - rows).max(axis=0).tolist() <= (step / 2).tolist()
+    small = rng.normal(0, 1, (100, 10))  # below the size limit: kept as rendered
+    assert Recording.of(small, 1.0).rows(small) is small
+    with_nan = rows.copy()
+    with_nan[5, 1] = np.nan
+    assert Recording.of(with_nan, 1.0).scale is None
 
 
 def test_task_rate_sets_one_tasks_pace_and_the_others_keep_real_time(tmp_path, bundles):

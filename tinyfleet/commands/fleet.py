@@ -371,7 +371,12 @@ def run_subscribe(args: argparse.Namespace) -> int:
             text = json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":"))
         sys.stdout.write(text + "\n")
 
-    store = open_store(args.store) if args.store else None
+    store_options = {}
+    if args.commit_ms is not None:
+        if args.commit_ms < 0:
+            raise ConfigError("--commit-ms must be 0 or more milliseconds")
+        store_options["commit_interval_s"] = args.commit_ms / 1000
+    store = open_store(args.store, **store_options) if args.store else None
     health = None
     if args.monitor:  # drift/silence health events as in `tinyfleet monitor`
         from tinyfleet.commands.monitor import HealthPublisher
@@ -519,6 +524,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subscribe.add_argument(
         "--store",
         help="also store predictions: an SQLite file, or postgresql://USER@HOST:PORT/DB",
+    )
+    subscribe.add_argument(
+        "--commit-ms",
+        type=float,
+        metavar="MS",
+        help="--store: a received prediction is stored within MS milliseconds (one transaction "
+        "per 500 rows or per MS; default 20 for SQLite, 500 for PostgreSQL)",
     )
     subscribe.add_argument(
         "--monitor",
