@@ -40,14 +40,17 @@ def _knobs(pairs: list[str]) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
-def forward_chaining(options, table, cache: Path | None) -> dict:
-    """Every fold: train → int8 bundle → per-target MAEs on identical rows."""
+def forward_chaining(options, table, cache: Path | None, months: set[str] | None = None) -> dict:
+    """Every fold (or those scoring ``months``): train → int8 bundle → per-target MAEs on
+    identical rows."""
     from quantize.stage import quantize_trained
     from training.air_quality import train
     from training.air_quality.protocol import month_folds
 
     folds = []
     for fold in month_folds(table):
+        if months and fold.label not in months:
+            continue
         started = time.perf_counter()
         trained = train(
             options,
@@ -227,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recovery", action="store_true", help="measure calibrate's recovery")
     parser.add_argument("--no-forward", action="store_true", help="skip the forward chaining")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--months", help="score only these folds, e.g. 2004-06,2004-07")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.data.is_file():
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         "knobs": dict(options.hyperparameters),
     }
     if not args.no_forward:
-        result["forward"] = forward_chaining(options, table, CACHE)
+        months = set(args.months.split(",")) if args.months else None
+        result["forward"] = forward_chaining(options, table, CACHE, months)
     if args.recovery:
         result["recovery"] = recovery_curve(options, table, CACHE)
     if not args.no_final:

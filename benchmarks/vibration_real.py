@@ -11,6 +11,9 @@ recording, e.g. UESTC ``N_800_1`` … ``N_800_4``), the normal record is cut in 
   25 %); the **held-out normal** is everything after those S s. Default: the build sees the whole
   record and the held-out normal is its own last 25 %.
 * faults are never trained on; every fault window is scored.
+* ``--held-out dev`` / ``test`` (with ``--normal-seconds``): score only the first / second half
+  (in time) of the held-out normal of each condition and of each fault record, so that knobs can
+  be chosen on ``dev`` and reported once on ``test`` (default ``all``: both halves).
 
 Printed for the int8 model and the baselines (RMS level, kurtosis, K-means on log band energies —
 Edge Impulse's anomaly block) on identical windows, each with its threshold from training data
@@ -55,6 +58,12 @@ def write_folder(folder: Path, groups: dict[str, list[np.ndarray]]) -> None:
             np.save(target / f"{i:03d}.npy", samples.astype(np.float32))
 
 
+def half(record: np.ndarray, which: str) -> np.ndarray:
+    """The first (``dev``) or second (``test``) half of ``record`` in time, or all of it."""
+    middle = len(record) // 2
+    return {"dev": record[:middle], "test": record[middle:]}.get(which, record)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder: normal/ + fault folders")
@@ -63,6 +72,12 @@ def main() -> int:
     parser.add_argument("--sample-rate", type=float, help="rate of files that do not state one")
     parser.add_argument("--channel")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--held-out",
+        choices=("all", "dev", "test"),
+        default="all",
+        help="score the first (dev) or second (test) half in time of held-out normal and faults",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -89,7 +104,7 @@ def main() -> int:
         if cut >= len(record):
             raise SystemExit(f"{name} has only {len(record) / rate:.1f} s of normal data")
         build_groups[name] = [record[:cut]]
-        held_out[name] = [record[cut:]]
+        held_out[name] = [half(record[cut:], args.held_out)]
 
     knobs = tuple(
         (k, json.loads(v) if v[:1].isdigit() or v[:1] in "-[" else v)
@@ -107,7 +122,11 @@ def main() -> int:
     seconds = time.perf_counter() - started
     int8_in_build = bundle.metrics["int8"]
     if held_out:  # later normal + every fault, scored by the bundle as a device would
-        faults = {k: v for k, v in build_groups.items() if not k.startswith("normal/")}
+        faults = {
+            k: [half(np.concatenate(v), args.held_out)]
+            for k, v in build_groups.items()
+            if not k.startswith("normal/")
+        }
         write_folder(work / "held_out", {**held_out, **faults})
         held = evaluate(
             bundle,
@@ -126,6 +145,7 @@ def main() -> int:
             if args.normal_seconds
             else "time split per condition 55/20/25 %; held-out normal = last 25 %"
         ),
+        "held_out": args.held_out if args.normal_seconds else "all",
         "rate_hz": rate,
         "window_samples": config["window_samples"],
         "window_ms": round(1000 * config["window_samples"] / config["sample_rate"], 1),

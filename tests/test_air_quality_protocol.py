@@ -130,3 +130,24 @@ def test_field_correction_recovers_drift_with_many_hours_and_stays_cautious_with
     few_gain, few_bias = fit_correction(z[:6], drifted[:6], prior_hours=24)
     assert abs(few_bias) < 0.4 and abs(few_gain - 1.0) < 0.25  # shrunk towards no change
     assert fit_correction(z, z) == pytest.approx((1.0, 0.0), abs=1e-9)
+
+
+def test_recency_weights_halve_every_half_life_and_leave_teacher_windows_at_one():
+    from training.air_quality import recency_weights
+
+    table = simulate(24 * 40, seed=0)
+    end_rows = np.arange(0, 24 * 40, 24)  # one window a day
+    weights = recency_weights(table, end_rows, 10.0, len(end_rows) + 5)
+    assert weights is not None and len(weights) == len(end_rows) + 5
+    real = weights[: len(end_rows)]
+    assert real.mean() == pytest.approx(1.0, rel=1e-5)
+    assert real[-1] / real[-11] == pytest.approx(2.0, rel=1e-3)  # 10 days newer: twice the weight
+    np.testing.assert_array_equal(weights[len(end_rows) :], 1.0)
+    assert recency_weights(table, end_rows, 0.0, len(end_rows)) is None
+
+
+def test_dropped_inputs_are_left_out_of_the_model_inputs():
+    table = load_csv(REAL_ROWS)
+    inputs, transforms = choose_inputs(table, ("T", "AH"))
+    assert "T" not in inputs and "AH" not in inputs and "RH" in inputs
+    assert len(inputs) == len(transforms)

@@ -66,3 +66,19 @@ def test_threshold_calibrated_on_held_out_normal_meets_the_target_false_alarm_ra
     threshold = calibrate_threshold(calibration, target)
     assert np.mean(calibration > threshold) <= target
     assert np.mean(held_out > threshold) == pytest.approx(target, rel=0.25)
+
+
+def test_augmented_windows_stretch_in_time_and_stay_inside_their_part():
+    from training.vibration import augment_windows
+
+    window, stretch, rate = 256, 0.05, 1000.0
+    t = np.arange(int(window * (1 + stretch)) + 1) / rate
+    longer = [np.sin(2 * np.pi * 100.0 * t)[None, :, None].repeat(4, axis=0).astype(np.float32)]
+    rng = np.random.default_rng(0)
+    (out,) = augment_windows(longer, window, 1, rng, stretch=stretch, gain_db=0.0)
+    assert out.shape == (4, window, 1)
+    spectrum = np.abs(np.fft.rfft(out[:, :, 0] * np.hanning(window), axis=1))
+    peaks = spectrum.argmax(axis=1) * rate / window
+    # a stretch by f moves the 100 Hz tone to 100 f Hz: within the jitter, not beyond it
+    assert np.all(np.abs(peaks - 100.0) <= 100.0 * stretch + rate / window)
+    assert np.isfinite(out).all()

@@ -104,11 +104,13 @@ class AirQualityWindowConfig(FeatureConfig):
         row_seconds: float = 3600.0,
         log_floor: float = 1.0,
         clip_linear: bool = False,
+        clip_quantile: float = 0.0,
     ) -> AirQualityWindowConfig:
         """A config whose statistics are measured on ``training_rows`` (n_rows, n_inputs), NaN-aware.
 
         Pass the training part only: statistics from evaluation rows would leak into the score.
-        ``clip_linear`` bounds every ``linear`` input (temperature, humidity) to its training range.
+        ``clip_linear`` bounds every ``linear`` input (temperature, humidity) to its training range
+        (``clip_quantile`` q > 0: to its q and 1 - q training quantiles instead of min and max).
         """
         rows = np.asarray(training_rows, dtype=np.float64)
         mean, std, low, high = [], [], [], []
@@ -131,8 +133,9 @@ class AirQualityWindowConfig(FeatureConfig):
             mean.append(float(np.mean(column)))
             std.append(spread if spread > 1e-9 else 1.0)
             if clip_linear and transform == "linear":
-                low[-1] = (float(column.min()) - mean[-1]) / std[-1]
-                high[-1] = (float(column.max()) - mean[-1]) / std[-1]
+                lo, hi = np.quantile(column, [clip_quantile, 1.0 - clip_quantile])
+                low[-1] = (float(lo) - mean[-1]) / std[-1]
+                high[-1] = (float(hi) - mean[-1]) / std[-1]
         return cls(
             inputs=tuple(inputs),
             transforms=tuple(transforms),

@@ -3,8 +3,9 @@
 Data: the UCI Air Quality CSV (or a generic CSV, ``--column SOURCE=CANONICAL``) via
 :mod:`device_sim.sources.uci_air_csv`, or the seeded simulator when no ``--data`` is given.
 
-* Inputs per hour: log responses of ``PT08.S1..S5``, ``T``, ``RH``, ``AH``, and the clock's hour of day
-  (sin/cos) and weekend flag; a window of the past ``window_rows`` hours, flattened, normalised with
+* Inputs per hour: log responses of ``PT08.S1..S5``, ``T``, ``RH``, ``AH`` (``T`` and ``AH`` left
+  out on recorded data: :data:`RECORDED_DATA_DROP`), and the clock's hour of day (sin/cos) and
+  weekend flag; a window of the past ``window_rows`` hours, flattened, normalised with
   statistics of the training part only (:mod:`device_sim.features.air_quality`).
 * Split by time: windows ending in the first ``train_fraction`` of the rows train, the rest evaluate;
   nothing is shuffled across the split.
@@ -36,11 +37,12 @@ from training.air_quality.data import (
 )
 from training.air_quality.evaluate import evaluate, score
 from training.air_quality.explain import permutation_importance
-from training.air_quality.loss import log_target_mae
+from training.air_quality.loss import log_target_mae, recency_weights
 from training.air_quality.presets import (
     HEADLINE_METRIC,
     INPUT_TRANSFORMS,
     PRESETS,
+    RECORDED_DATA_DROP,
     SEARCH_SPACE,
     TARGETS,
     TRAIN_FRACTION,
@@ -54,6 +56,7 @@ __all__ = [
     "HEADLINE_METRIC",
     "INPUT_TRANSFORMS",
     "PRESETS",
+    "RECORDED_DATA_DROP",
     "REPORT_TITLE",
     "SEARCH_SPACE",
     "TARGETS",
@@ -66,6 +69,7 @@ __all__ = [
     "log_target_mae",
     "log_z",
     "permutation_importance",
+    "recency_weights",
     "report_chart",
     "score",
     "target_head",

@@ -89,6 +89,8 @@ def fit_baselines(
     if cache is not None:
         key = hashlib.sha256()
         for part in (table.values, np.asarray(train_rows), np.asarray(eval_rows)):
+            # the shape too: train rows [0, b) + eval [b, c) must not collide with [0, a) + [a, c)
+            key.update(repr(np.shape(part)).encode())
             key.update(np.ascontiguousarray(part).tobytes())
         key.update(repr((targets, seed, table.columns)).encode())
         path = Path(cache) / f"baselines-{key.hexdigest()[:24]}.npz"

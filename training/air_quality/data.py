@@ -35,9 +35,12 @@ def load_table(options: TrainOptions, *, days: int | None = None) -> AirQualityT
     return simulate(24 * int(n_days), seed=options.seed)
 
 
-def choose_inputs(table: AirQualityTable) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Inputs the table has (in canonical order) and their transforms; needs ≥ 1 MOX sensor."""
-    inputs = tuple(name for name in INPUT_TRANSFORMS if table.has(name))
+def choose_inputs(
+    table: AirQualityTable, drop: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Inputs the table has (in canonical order, minus ``drop``) and their transforms; needs ≥ 1
+    MOX sensor."""
+    inputs = tuple(name for name in INPUT_TRANSFORMS if table.has(name) and name not in drop)
     if not any(name in SENSOR_COLUMNS for name in inputs):
         raise DataError(
             f"{table.report.source or 'the data'} has none of the sensor columns "

@@ -1,10 +1,14 @@
-"""The air-quality training loss: masked MAE in target units through the device's output decoding."""
+"""The air-quality training loss: masked MAE in target units through the device's output decoding,
+and optional per-window weights that favour recent hours."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from device_sim.sources.uci_air_csv import AirQualityTable
 from device_sim.tasks.air_quality import OUTPUT_CLIP
 
 
@@ -41,3 +45,19 @@ def log_target_mae(head: dict[str, Any]) -> Callable:
         return tf.reduce_sum(error, axis=-1) / float(n_targets)
 
     return masked_mae
+
+
+def recency_weights(
+    table: AirQualityTable, end_rows: np.ndarray, half_life_days: float, n_fit: int
+) -> np.ndarray | None:
+    """Loss weights that halve every ``half_life_days`` before the last training hour (sensors
+    drift: recent months say more about the next one), mean 1 over the real windows; the
+    teacher-labelled windows appended after them (``n_fit`` rows in all) get weight 1.
+    ``half_life_days <= 0`` or no timestamps: None (every window counts the same)."""
+    if half_life_days <= 0 or table.timestamps is None:
+        return None
+    times = np.asarray(table.timestamps, dtype=np.float64)[end_rows]
+    age_days = (times.max() - times) / 86400.0
+    weights = 0.5 ** (age_days / half_life_days)
+    weights = weights / weights.mean()
+    return np.concatenate([weights, np.ones(n_fit - len(weights))]).astype(np.float32)

@@ -85,3 +85,17 @@ def _ridge_curves(bases: list[np.ndarray], z: np.ndarray) -> tuple[np.ndarray, f
     ridge[-1, -1] = 0.0  # the bias is not shrunk
     w = np.linalg.solve(a.T @ a + ridge, a.T @ z)
     return w, float(np.std(z - a @ w))
+
+
+def blend_residual(prior: dict[str, Any], blend: float | list[float]) -> dict[str, Any]:
+    """The head's prior with each target's ``residual_scale`` times ``blend`` (knob
+    ``residual_blend``, one value or one per target): ``z = prior + blend × the net's residual``,
+    so 0 is the curve prior alone and 1 (the default) the trained model unchanged."""
+    scales = prior["residual_scale"]
+    factors = np.broadcast_to(np.asarray(blend, dtype=float), (len(scales),))
+    return {
+        **prior,
+        "residual_scale": type(scales)(
+            float(b) * float(v) for b, v in zip(factors, scales, strict=True)
+        ),
+    }

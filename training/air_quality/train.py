@@ -23,15 +23,16 @@ from training.air_quality.data import (
 from training.air_quality.distill import with_teacher_windows
 from training.air_quality.evaluate import score
 from training.air_quality.explain import permutation_importance, top_inputs
-from training.air_quality.loss import log_target_mae
+from training.air_quality.loss import log_target_mae, recency_weights
 from training.air_quality.presets import (
     DISTILL_SWAP,
     EXPLAIN_TOP,
     PRESETS,
+    RECORDED_DATA_DROP,
     REPRESENTATIVE_WINDOWS,
     TRAIN_FRACTION,
 )
-from training.air_quality.prior import fit_curve_prior
+from training.air_quality.prior import blend_residual, fit_curve_prior
 from training.air_quality.window_mlp import window_mlp
 from training.stage import TrainedModel, TrainOptions
 
@@ -63,7 +64,8 @@ def train(
     knob = options.knob
     seed_everything(options.seed)
     table = table if table is not None else load_table(options)
-    inputs, transforms = choose_inputs(table)
+    dropped = knob("drop_inputs", () if options.data is None else RECORDED_DATA_DROP)
+    inputs, transforms = choose_inputs(table, tuple(dropped))
     split_row, test_end = split_rows or (int(len(table) * TRAIN_FRACTION), len(table))
     window_rows = int(knob("window_rows", preset["window_rows"]))
     config = AirQualityWindowConfig.fitted(
@@ -73,6 +75,7 @@ def train(
         window_rows=window_rows,
         row_seconds=table.row_seconds,
         clip_linear=bool(knob("clip_weather", preset["clip_weather"])),
+        clip_quantile=float(knob("clip_weather_quantile", 0.0)),
     )
     parts = time_split(table, config, split_row, test_end)
     targets = parts.targets
@@ -126,6 +129,9 @@ def train(
         depth=int(knob("depth", preset["depth"])),
         input_noise=float(knob("input_noise", preset["input_noise"])),
     )
+    weights = recency_weights(
+        table, parts.train_end_rows, float(knob("recent_half_life_days", 0.0)), len(x_fit)
+    )
     sparsity = float(knob("sparsity", preset["sparsity"]))
     plan = fit_plan(options, preset)
     fitted = fit_pruned(
@@ -134,6 +140,7 @@ def train(
         y_fit.astype(np.float32),
         plan,
         loss=log_target_mae(head),
+        sample_weight=weights,
         extra_callbacks=[cosine_callback(plan.learning_rate, plan.epochs, LEARNING_RATE_FLOOR)],
         teacher=options.teacher,
     )
@@ -152,6 +159,9 @@ def train(
         # reference `tinyfleet monitor` compares a node's invalid windows with
         "invalid_rate": np.array(parts.skipped / max(1, len(table) - config.window_rows + 1)),
     }
+    blend = knob("residual_blend", 1.0)
+    if np.any(np.asarray(blend, dtype=float) != 1.0) and head.get("prior"):
+        head["prior"] = blend_residual(head["prior"], blend)  # z = prior + blend × residual
     metrics_float = score(predict, evaluation, head)
     importance = permutation_importance(predict, x_test, y_test, head, config, options.seed)
     head["explain"] = {

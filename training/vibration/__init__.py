@@ -23,9 +23,11 @@ nearest of k K-means centroids fitted on the training windows.
 
 One module per stage: :mod:`.recordings` (simulator / folder → recordings), :mod:`.data` (time
 split, windows, features), :mod:`.dense_autoencoder` (the model), :mod:`.train` (the recipe),
-:mod:`.threshold`, :mod:`.baselines`, :mod:`.evaluate` (metrics, ``tinyfleet evaluate``).
+:mod:`.threshold`, :mod:`.baselines`, :mod:`.evaluate` (metrics, ``tinyfleet evaluate``),
+:mod:`.augment` (jittered training windows, off by default).
 """
 
+from training.vibration.augment import augment_windows
 from training.vibration.baselines import (
     BASELINES,
     band_columns,
@@ -49,6 +51,7 @@ from training.vibration.presets import (
     DEFAULT_SAMPLE_RATE,
     DEFAULT_WINDOW_SECONDS,
     FIT_HOP_DIVISOR,
+    INPUT_RANGE_SIGMA,
     MAX_MODEL_RATE,
     PRESETS,
     SEARCH_SPACE,
@@ -71,6 +74,7 @@ __all__ = [
     "DEFAULT_SAMPLE_RATE",
     "DEFAULT_WINDOW_SECONDS",
     "FIT_HOP_DIVISOR",
+    "INPUT_RANGE_SIGMA",
     "MAX_MODEL_RATE",
     "PRESETS",
     "REPORT_TITLE",
@@ -78,6 +82,7 @@ __all__ = [
     "SPLIT_FRACTIONS",
     "TASK",
     "WindowSplits",
+    "augment_windows",
     "band_columns",
     "baseline_scores",
     "calibrate_head",

@@ -143,7 +143,7 @@ def feature_config_for(
 
     Simulator: 0.64 s windows with shaft orders (speed/load changes are the hard part there).
     Recordings: ~0.1 s windows up to the Nyquist frequency (bearing resonances), 16 log bands,
-    windows overlapping 7/8 for training so that 5 s per condition give ~400 windows; shaft orders
+    windows overlapping 31/32 for training so that 5 s per condition give ~800 windows; shaft orders
     only when the window resolves them (they need ~0.3 s or more).
     """
     simulated = options.data is None

@@ -41,6 +41,7 @@ from device_sim.errors import DataError
 from device_sim.tasks.vibration import reconstruction_error
 
 TAIL_QUANTILE = 0.8  # tail model fitted to scores above this quantile
+TAIL_CONFIDENCE = 0.95  # one-sided level of the tail scale's upper bound
 MIN_TAIL_WINDOWS = 5
 EMPIRICAL_FLOOR_FACTOR = 2.0  # floor quantile: at most 2 x target of calibration windows above
 
@@ -70,24 +71,30 @@ def calibrate_threshold(scores: np.ndarray, target_far: float) -> float:
 
 
 def calibrate_tail(
-    scores: np.ndarray, target_far: float, overlap: float = 1.0
+    scores: np.ndarray,
+    target_far: float,
+    overlap: float = 1.0,
+    *,
+    tail_quantile: float = TAIL_QUANTILE,
+    confidence: float = TAIL_CONFIDENCE,
 ) -> ThresholdCalibration:
     """Threshold for ``target_far`` per window from normal ``scores`` (> 0), see module docs.
 
-    ``overlap`` is window length / hop of the calibration windows (1 = disjoint windows).
+    ``overlap`` is window length / hop of the calibration windows (1 = disjoint windows);
+    ``tail_quantile`` where the tail starts, ``confidence`` the one-sided level of its scale.
     """
     scores = np.asarray(scores, dtype=np.float64)
     empirical = calibrate_threshold(scores, min(EMPIRICAL_FLOOR_FACTOR * target_far, 0.5))
     n_eff = max(len(scores) / max(overlap, 1.0), 1.0)
     logs = np.log(np.maximum(scores, 1e-12))
-    floor = float(np.quantile(logs, TAIL_QUANTILE))
+    floor = float(np.quantile(logs, tail_quantile))
     excess = logs[logs > floor] - floor
-    tail_share = 1.0 - TAIL_QUANTILE
+    tail_share = 1.0 - tail_quantile
     if len(excess) >= MIN_TAIL_WINDOWS and excess.mean() > 0:
         scale = float(excess.mean())
         tail_eff = max(len(excess) / max(overlap, 1.0), 1.0)
         # exponential mean: 2 m mean / scale ~ chi2(2 m); one-sided 95 % upper bound of the scale
-        scale_upper = scale * 2 * tail_eff / stats.chi2.ppf(0.05, 2 * tail_eff)
+        scale_upper = scale * 2 * tail_eff / stats.chi2.ppf(1.0 - confidence, 2 * tail_eff)
         tail_threshold = float(np.exp(floor + scale_upper * np.log(tail_share / target_far)))
         threshold = max(empirical, tail_threshold)
         method = "log-exponential tail (POT)" if tail_threshold >= empirical else "empirical"
@@ -124,7 +131,13 @@ def calibrate_head(
     x_cal = evaluation["x_calibration"]
     scores = reconstruction_error(x_cal, predict(x_cal), head.get("error_scale"))
     overlap = float(evaluation.get("calibration_overlap", 1.0))
-    calibration = calibrate_tail(scores, float(head["target_false_alarm_rate"]), overlap)
+    calibration = calibrate_tail(
+        scores,
+        float(head["target_false_alarm_rate"]),
+        overlap,
+        tail_quantile=float(evaluation.get("calibration_tail_quantile", TAIL_QUANTILE)),
+        confidence=float(evaluation.get("calibration_confidence", TAIL_CONFIDENCE)),
+    )
     return {
         **head,
         **calibration.to_dict(),
