@@ -102,6 +102,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="override the preset's epochs (lean ablations)")
     parser.add_argument("--copies", type=int, help="override augmented passes per epoch")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--knob", nargs="*", default=[], help="any preset knob as name=JSON, e.g. sparsity=0.0"
+    )
     parser.add_argument("--teacher-only", action="store_true")
     parser.add_argument("--out", type=Path, help="append one JSON line per fold here")
     args = parser.parse_args()
@@ -114,6 +117,9 @@ def main() -> int:
         extra["epochs"] = args.epochs
     if args.copies:
         extra["copies"] = args.copies
+    for item in args.knob:
+        name, value = item.split("=", 1)
+        extra[name] = json.loads(value)
     for variant in args.variants:
         accuracies = []
         for fold in args.only_folds or range(args.folds):

@@ -133,3 +133,19 @@ def test_the_final_model_trains_on_every_speaker_and_folds_hold_speakers_out(tmp
     assert features.shape[1:] == frontend.feature_shape and len(features) == len(rows)
     again, _ = fold.make_features(np.random.default_rng(1))
     assert not np.allclose(features, again)  # a new draw is a new augmentation
+
+
+def test_shared_standardisation_keeps_mfcc_c0_wider_than_the_other_coefficients():
+    from device_sim.features.audio import default_config
+    from training.kws.features import standardized
+
+    rng = np.random.default_rng(0)
+    spread = np.array([20.0, 4.0, 2.0, 2.0, 1.5, 1.3, 1.2, 1.0, 1.0, 0.9])
+    raw = (rng.standard_normal((64, 49, 10)) * spread - 5.0)[..., np.newaxis].astype(np.float32)
+    config = default_config("mfcc")
+    shared = standardized(config, raw, "shared").build().normalize(raw)[..., 0]
+    per_coefficient = standardized(config, raw, "per-coefficient").build().normalize(raw)[..., 0]
+    assert np.allclose(shared.mean(axis=(0, 1)), 0.0, atol=1e-3)
+    assert shared[..., 0].std() > 5 * shared[..., 9].std()  # c0 keeps its larger spread
+    assert np.allclose(per_coefficient.std(axis=(0, 1)), 1.0, atol=1e-2)
+    assert standardized(config, raw, "none") == config

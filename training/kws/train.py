@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from device_sim.errors import DataError
-from device_sim.features.audio import default_config, with_normalization
+from device_sim.features.audio import default_config
 from training.kws.data import KwsData, build_dataset
 from training.kws.ds_cnn import ds_cnn
 from training.kws.evaluate import score
+from training.kws.features import standardized
 from training.kws.presets import DETECTION, PRESETS
 from training.kws.speech_commands import KEYWORDS, LABELS, SILENCE, UNKNOWN
 from training.kws.teacher import TEACHER_NAME
@@ -77,7 +78,7 @@ def train(options: TrainOptions) -> TrainedModel:
     started = time.perf_counter()
     data = build_dataset(options, frontend, knob)
     first_x, first_rows = data.make_features(np.random.default_rng(options.seed + 7))
-    config = with_normalization(config, first_x)
+    config = standardized(config, first_x, str(knob("normalization")))
     frontend = config.build()
     data.x_eval = frontend.normalize(data.x_eval)
     targets: np.ndarray = data.targets
